@@ -1,0 +1,341 @@
+//! The envelope: the only bytes that cross the network.
+//!
+//! ```text
+//! envelope   = header ‖ ciphertext ‖ tag
+//! header     = version:u8 ‖ suite:u8 ‖ kind:varint ‖ message-header [‖ setup]     (postcard)
+//! ciphertext = varint(len) ‖ AES-256-GCM(key, nonce, padded plaintext, aad) ‖ GCM tag(16)
+//! tag        = HMAC-SHA256(mac key, header ‖ session AD ‖ nonce ‖ ciphertext bytes)    (32 bytes)
+//! aad        = header ‖ session AD
+//! ```
+//!
+//! The header is authenticated as the exact bytes received, never re-encoded; the decoder also
+//! rejects any header that is not in canonical postcard form, so that one header has exactly one
+//! encoding. The HMAC tag is checked first, in constant time, before AES-GCM runs: with a key
+//! derived from the same message secret as the AES key, it commits the envelope to that key,
+//! which AES-GCM alone does not (see the spec, "Why an HMAC tag as well as GCM").
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::error::{Error, Result};
+use crate::kdf::{self, MessageKeys};
+use crate::padding;
+use crate::session::SessionId;
+
+/// Protocol version carried in every envelope.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Cipher suite 1: X25519, Ed25519, HKDF-SHA256, AES-256-GCM, HMAC-SHA256.
+pub const SUITE_V1: u8 = 1;
+/// Largest plaintext one envelope carries (64 KiB − 1, so that it pads to exactly 64 KiB).
+pub const MAX_PLAINTEXT_LEN: usize = 65_535;
+/// Largest envelope accepted: 64 KiB of padded ciphertext plus 512 bytes of framing.
+pub const MAX_ENVELOPE_LEN: usize = 65_536 + 512;
+/// Length of the sealed initiator identity in an initial message (128-byte identity + GCM tag).
+pub const SEALED_IDENTITY_LEN: usize = 144;
+/// Length of the HMAC-SHA256 tag.
+pub const MAC_LEN: usize = 32;
+/// Length of the AES-GCM authentication tag.
+const GCM_TAG_LEN: usize = 16;
+
+/// What the envelope is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeKind {
+    /// Sent by a session's initiator until the responder has answered: carries the setup data
+    /// the responder needs to create the session ([`Account::accept`](crate::Account::accept)).
+    Initial,
+    /// Any other message of an established session.
+    Message,
+}
+
+/// The sender's previous sending epoch and how many messages it sent in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Previous {
+    pub(crate) epoch: u32,
+    pub(crate) length: u32,
+}
+
+/// Header fields every message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MessageHeader {
+    #[serde(with = "crate::encoding::fixed")]
+    pub(crate) session_id: [u8; 16],
+    pub(crate) epoch: u32,
+    pub(crate) parent: u32,
+    pub(crate) counter: u32,
+    pub(crate) previous: Option<Previous>,
+    #[serde(with = "crate::encoding::fixed")]
+    pub(crate) ratchet_key: [u8; 32],
+}
+
+/// What the responder needs to set up the session (initial messages only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SetupHeader {
+    #[serde(with = "crate::encoding::fixed")]
+    pub(crate) base_key: [u8; 32],
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) one_time_prekey_id: Option<u32>,
+    #[serde(with = "crate::encoding::fixed")]
+    pub(crate) sealed_identity: [u8; SEALED_IDENTITY_LEN],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum HeaderBody {
+    /// kind 0
+    Initial {
+        message: MessageHeader,
+        setup: SetupHeader,
+    },
+    /// kind 1
+    Message { message: MessageHeader },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireHeader {
+    pub(crate) version: u8,
+    pub(crate) suite: u8,
+    pub(crate) body: HeaderBody,
+}
+
+impl WireHeader {
+    pub(crate) fn message(&self) -> &MessageHeader {
+        match &self.body {
+            HeaderBody::Initial { message, .. } | HeaderBody::Message { message } => message,
+        }
+    }
+
+    pub(crate) fn setup(&self) -> Option<&SetupHeader> {
+        match &self.body {
+            HeaderBody::Initial { setup, .. } => Some(setup),
+            HeaderBody::Message { .. } => None,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> EnvelopeKind {
+        match self.body {
+            HeaderBody::Initial { .. } => EnvelopeKind::Initial,
+            HeaderBody::Message { .. } => EnvelopeKind::Message,
+        }
+    }
+}
+
+/// An envelope split into its parts, with the header bytes exactly as received.
+pub(crate) struct ParsedEnvelope<'a> {
+    pub(crate) header: WireHeader,
+    pub(crate) header_bytes: &'a [u8],
+    pub(crate) ciphertext: &'a [u8],
+    pub(crate) tag: &'a [u8; MAC_LEN],
+}
+
+/// Splits and checks the framing of an envelope. Never panics, whatever the input.
+pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedEnvelope<'_>> {
+    if bytes.len() > MAX_ENVELOPE_LEN {
+        return Err(Error::TooLarge {
+            what: "envelope",
+            len: bytes.len(),
+            max: MAX_ENVELOPE_LEN,
+        });
+    }
+    match bytes {
+        [] | [_] => return Err(Error::Malformed("envelope (truncated header)")),
+        [version, ..] if *version != PROTOCOL_VERSION => {
+            return Err(Error::UnsupportedVersion(*version));
+        }
+        [_, suite, ..] if *suite != SUITE_V1 => return Err(Error::UnsupportedSuite(*suite)),
+        _ => {}
+    }
+    let (header, rest) = postcard::take_from_bytes::<WireHeader>(bytes)
+        .map_err(|_| Error::Malformed("envelope header"))?;
+    let header_bytes = &bytes[..bytes.len() - rest.len()];
+    if encode_header(&header)? != header_bytes {
+        return Err(Error::Malformed("envelope header (not canonical)"));
+    }
+    let (ciphertext, after) = postcard::take_from_bytes::<&[u8]>(rest)
+        .map_err(|_| Error::Malformed("envelope ciphertext"))?;
+    let prefix_len = rest.len() - after.len() - ciphertext.len();
+    if prefix_len != varint_len(ciphertext.len()) {
+        return Err(Error::Malformed(
+            "envelope ciphertext length (not canonical)",
+        ));
+    }
+    let tag: &[u8; MAC_LEN] = after
+        .try_into()
+        .map_err(|_| Error::Malformed("envelope tag (must be the last 32 bytes)"))?;
+    if ciphertext.len() < GCM_TAG_LEN || !padding::is_padded_len(ciphertext.len() - GCM_TAG_LEN) {
+        return Err(Error::Malformed(
+            "envelope ciphertext length (not a padded length)",
+        ));
+    }
+    Ok(ParsedEnvelope {
+        header,
+        header_bytes,
+        ciphertext,
+        tag,
+    })
+}
+
+pub(crate) fn encode_header(header: &WireHeader) -> Result<Vec<u8>> {
+    crate::encoding::to_exact_vec(header).map_err(|_| Error::Malformed("envelope header"))
+}
+
+/// Length of the postcard (LEB128) varint encoding of `value`.
+fn varint_len(value: usize) -> usize {
+    let bits = usize::BITS - value.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn aad(header_bytes: &[u8], session_ad: &[u8; 32]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(header_bytes.len() + 32);
+    aad.extend_from_slice(header_bytes);
+    aad.extend_from_slice(session_ad);
+    aad
+}
+
+/// Seals `plaintext` under `keys` into a complete envelope.
+pub(crate) fn seal(
+    header: &WireHeader,
+    keys: &MessageKeys,
+    session_ad: &[u8; 32],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_LEN,
+        });
+    }
+    let header_bytes = encode_header(header)?;
+    let padded_len = padding::padded_len(plaintext.len());
+    let ciphertext_len = padded_len + GCM_TAG_LEN;
+    let mut out = Vec::with_capacity(header_bytes.len() + 3 + ciphertext_len + MAC_LEN);
+    out.extend_from_slice(&header_bytes);
+    push_varint(&mut out, ciphertext_len);
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    padding::pad_in_place(&mut out, start);
+
+    let cipher = Aes256Gcm::new(&keys.aes_key.into());
+    let nonce = Nonce::from(keys.nonce);
+    let gcm_tag = cipher
+        .encrypt_inout_detached(
+            &nonce,
+            &aad(&header_bytes, session_ad),
+            (&mut out[start..]).into(),
+        )
+        .map_err(|_| Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_LEN,
+        })?;
+    out.extend_from_slice(&gcm_tag);
+    let tag = kdf::hmac(
+        &keys.mac_key,
+        &[&header_bytes, session_ad, &keys.nonce, &out[start..]],
+    );
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Authenticates and decrypts a parsed envelope under `keys`. The HMAC tag is verified first
+/// (constant time); AES-GCM runs only on an envelope that passed it.
+pub(crate) fn open(
+    envelope: &ParsedEnvelope<'_>,
+    keys: &MessageKeys,
+    session_ad: &[u8; 32],
+) -> Result<Vec<u8>> {
+    let authentic = kdf::hmac_verify(
+        &keys.mac_key,
+        &[
+            envelope.header_bytes,
+            session_ad,
+            &keys.nonce,
+            envelope.ciphertext,
+        ],
+        envelope.tag,
+    );
+    if !authentic {
+        return Err(Error::DecryptFailed);
+    }
+    let split = envelope.ciphertext.len() - GCM_TAG_LEN;
+    let mut buf = envelope.ciphertext[..split].to_vec();
+    let gcm_tag = Tag::try_from(&envelope.ciphertext[split..]).map_err(|_| Error::DecryptFailed)?;
+    let cipher = Aes256Gcm::new(&keys.aes_key.into());
+    let nonce = Nonce::from(keys.nonce);
+    if cipher
+        .decrypt_inout_detached(
+            &nonce,
+            &aad(envelope.header_bytes, session_ad),
+            buf.as_mut_slice().into(),
+            &gcm_tag,
+        )
+        .is_err()
+    {
+        buf.zeroize();
+        return Err(Error::DecryptFailed);
+    }
+    if let Err(err) = padding::unpad_in_place(&mut buf) {
+        buf.zeroize();
+        return Err(err);
+    }
+    Ok(buf)
+}
+
+/// The public header of an envelope, for routing: which session it belongs to, and whether it
+/// is an initial message (to be given to [`Account::accept`](crate::Account::accept) when no
+/// session with that id exists yet).
+///
+/// Parsing checks only the framing; nothing here is authenticated until the envelope is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeHeader {
+    kind: EnvelopeKind,
+    session_id: SessionId,
+    epoch: u32,
+    counter: u32,
+}
+
+impl EnvelopeHeader {
+    /// Parses the framing of `envelope` and returns its public header.
+    ///
+    /// # Errors
+    /// The same framing errors as opening it: [`Error::TooLarge`], [`Error::Malformed`],
+    /// [`Error::UnsupportedVersion`], [`Error::UnsupportedSuite`].
+    pub fn parse(envelope: &[u8]) -> Result<Self> {
+        let parsed = parse(envelope)?;
+        let message = parsed.header.message();
+        Ok(EnvelopeHeader {
+            kind: parsed.header.kind(),
+            session_id: SessionId::from_bytes(message.session_id),
+            epoch: message.epoch,
+            counter: message.counter,
+        })
+    }
+
+    /// Initial or follow-up message.
+    pub fn kind(&self) -> EnvelopeKind {
+        self.kind
+    }
+
+    /// The session this envelope belongs to.
+    pub fn session_id(&self) -> SessionId {
+        self.session_id
+    }
+
+    /// The sender's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The message counter within the epoch.
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+}

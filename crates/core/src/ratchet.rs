@@ -1,0 +1,449 @@
+//! The ratchet: sending and receiving chains over the epoch tree (see [`crate::epoch`]).
+//!
+//! Opening a message is split in two so that a failure changes nothing:
+//! [`Ratchet::resolve`] works out the message key and every state change it implies without
+//! touching the state; the caller authenticates the envelope with that key; only then does
+//! [`Ratchet::commit`] apply the change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::SessionConfig;
+use crate::envelope::{MessageHeader, Previous};
+use crate::epoch::{ChildAdvance, ChildSeeds, OwnEpoch, PeerLatest, ReceivingEpoch, Sending};
+use crate::error::{Error, Result};
+use crate::kdf;
+use crate::replay::{Lookup, SkippedKeys};
+use crate::secret::{DhKeyPair, Secret32};
+use crate::time::Timestamp;
+
+/// Which side of the session setup this party was on; fixes the parity of its epoch numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Sent the first message from the peer's prekey bundle. Owns the odd epochs.
+    Initiator,
+    /// Created the session from an initial message. Owns the even epochs (0 is its setup epoch).
+    Responder,
+}
+
+impl Role {
+    fn owns(self, epoch: u32) -> bool {
+        (epoch % 2 == 1) == (self == Role::Initiator)
+    }
+}
+
+/// The state of a session's ratchet.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Ratchet {
+    pub(crate) role: Role,
+    /// Own epochs still held, ascending by number; the last is the current sending epoch.
+    pub(crate) own: Vec<OwnEpoch>,
+    pub(crate) peer: Option<PeerLatest>,
+    pub(crate) sending: Option<Sending>,
+    /// Peer epochs still held, ascending by number.
+    pub(crate) receiving: Vec<ReceivingEpoch>,
+    pub(crate) skipped: SkippedKeys,
+}
+
+/// What opening one message will change, computed before authentication.
+pub(crate) struct Resolution {
+    epoch: u32,
+    counter: u32,
+    pub(crate) message_key: Secret32,
+    change: Change,
+}
+
+enum Change {
+    UseSkipped,
+    Advance {
+        chain: Secret32,
+        next: u32,
+        skipped: Vec<(u32, Secret32)>,
+    },
+    NewEpoch {
+        record: ReceivingEpoch,
+        root: Secret32,
+        skipped: Vec<(u32, Secret32)>,
+        parent_advance: ChildAdvance,
+    },
+}
+
+/// Derives the keys of messages `from..=to` of a chain: the skipped ones, the key for `to`, and
+/// the chain key after it.
+fn walk_chain(chain: &Secret32, from: u32, to: u32) -> (Vec<(u32, Secret32)>, Secret32, Secret32) {
+    let mut skipped = Vec::with_capacity((to - from) as usize);
+    let mut chain = chain.clone();
+    for counter in from..to {
+        let (key, next) = kdf::chain_step(&chain);
+        skipped.push((counter, key));
+        chain = next;
+    }
+    let (key, next) = kdf::chain_step(&chain);
+    (skipped, key, next)
+}
+
+impl Ratchet {
+    /// Whether the next message must start a new epoch: there is none yet, the peer has started
+    /// a newer epoch than our current one's parent (a turn), or the rotation policy says so.
+    pub(crate) fn needs_new_epoch(&self, config: &SessionConfig, now: Timestamp) -> bool {
+        match (&self.sending, &self.peer) {
+            (None, _) => true,
+            (Some(sending), Some(peer)) => {
+                peer.number != sending.parent
+                    || sending.next >= config.rotate_after_messages
+                    || now.secs_since(sending.started_at) >= config.rotate_after_secs
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Starts a new sending epoch as a child of the peer's latest epoch. `key` is the ratchet
+    /// key to use (the initiator's first epoch uses its setup base key); otherwise a fresh one.
+    pub(crate) fn start_epoch<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        key: Option<DhKeyPair>,
+        rng: &mut R,
+        now: Timestamp,
+    ) -> Result<()> {
+        let peer = self.peer.as_ref().ok_or(Error::InvalidState(
+            "no peer epoch to derive a sending epoch from",
+        ))?;
+        let mut number = peer.children.next;
+        if let Some(last) = self.own.last() {
+            number = number.max(last.number.checked_add(2).ok_or(Error::SessionExhausted)?);
+        }
+        if number > u32::MAX - 4 {
+            return Err(Error::SessionExhausted);
+        }
+        let (salt, advance) = peer.children.salt_for(number, u32::MAX, now, u64::MAX)?;
+        let key = key.unwrap_or_else(|| DhKeyPair::generate(rng));
+        let dh = key.diffie_hellman(&peer.ratchet_key)?;
+        let (root, chain) = kdf::epoch_keys(&salt, &dh, number, peer.number);
+        let parent = peer.number;
+
+        if let Some(peer) = self.peer.as_mut() {
+            peer.children.apply(advance, false, now);
+        }
+        if let Some(current) = self.own.last_mut() {
+            current.superseded_at.get_or_insert(now);
+        }
+        self.own.push(OwnEpoch {
+            number,
+            key,
+            children: ChildSeeds::new(number, root),
+            superseded_at: None,
+        });
+        let previous = self.sending.take().map(|s| Previous {
+            epoch: s.epoch,
+            length: s.next,
+        });
+        self.sending = Some(Sending {
+            epoch: number,
+            parent,
+            chain,
+            next: 0,
+            started_at: now,
+            previous,
+        });
+        Ok(())
+    }
+
+    /// Takes the next message key of the current sending epoch, with the header fields that
+    /// locate it.
+    pub(crate) fn next_message_key(&mut self) -> Result<(Secret32, SendPosition)> {
+        let sending = self
+            .sending
+            .as_mut()
+            .ok_or(Error::InvalidState("no sending epoch"))?;
+        if sending.next == u32::MAX {
+            return Err(Error::SessionExhausted);
+        }
+        let ratchet_key = self
+            .own
+            .iter()
+            .find(|o| o.number == sending.epoch)
+            .map(|o| *o.key.public())
+            .ok_or(Error::InvalidState("sending epoch has no key"))?;
+        let (key, next_chain) = kdf::chain_step(&sending.chain);
+        let position = SendPosition {
+            epoch: sending.epoch,
+            parent: sending.parent,
+            counter: sending.next,
+            previous: sending.previous,
+            ratchet_key,
+        };
+        sending.chain = next_chain;
+        sending.next += 1;
+        Ok((key, position))
+    }
+
+    /// Works out the key for an incoming message and the state change that opening it implies.
+    /// Changes nothing.
+    pub(crate) fn resolve(
+        &self,
+        header: &MessageHeader,
+        config: &SessionConfig,
+        now: Timestamp,
+    ) -> Result<Resolution> {
+        let epoch = header.epoch;
+        let counter = header.counter;
+        if !self.role_is_peer(epoch) {
+            return Err(Error::UnknownEpoch { epoch });
+        }
+        if let Some(record) = self.receiving.iter().find(|r| r.number == epoch) {
+            if record.parent != header.parent || record.ratchet_key != header.ratchet_key {
+                return Err(Error::DecryptFailed);
+            }
+            if counter < record.next {
+                return match self.skipped.lookup(epoch, counter, now, config.grace_secs) {
+                    Lookup::Found(key) => Ok(Resolution {
+                        epoch,
+                        counter,
+                        message_key: key.clone(),
+                        change: Change::UseSkipped,
+                    }),
+                    Lookup::Expired => Err(Error::StaleMessage),
+                    Lookup::Absent if counter >= record.discarded_below => Err(Error::Replay),
+                    Lookup::Absent => Err(Error::StaleMessage),
+                };
+            }
+            // A closed epoch has no messages beyond the length its sender announced.
+            let chain = record.chain.as_ref().ok_or(Error::DecryptFailed)?;
+            check_jump(counter - record.next, config.max_forward_jump)?;
+            let (skipped, message_key, chain) = walk_chain(chain, record.next, counter);
+            return Ok(Resolution {
+                epoch,
+                counter,
+                message_key,
+                change: Change::Advance {
+                    chain,
+                    next: counter + 1,
+                    skipped,
+                },
+            });
+        }
+
+        let parent =
+            self.own
+                .iter()
+                .find(|o| o.number == header.parent)
+                .ok_or(Error::UnknownEpoch {
+                    epoch: header.parent,
+                })?;
+        if epoch <= header.parent {
+            return Err(Error::UnknownEpoch { epoch });
+        }
+        let (salt, parent_advance) =
+            parent
+                .children
+                .salt_for(epoch, config.max_epoch_jump, now, config.grace_secs)?;
+        check_jump(counter, config.max_forward_jump)?;
+        let dh = parent
+            .key
+            .diffie_hellman(&header.ratchet_key)
+            .map_err(|_| Error::DecryptFailed)?;
+        let (root, chain) = kdf::epoch_keys(&salt, &dh, epoch, header.parent);
+        let (skipped, message_key, chain) = walk_chain(&chain, 0, counter);
+        Ok(Resolution {
+            epoch,
+            counter,
+            message_key,
+            change: Change::NewEpoch {
+                record: ReceivingEpoch {
+                    number: epoch,
+                    parent: header.parent,
+                    ratchet_key: header.ratchet_key,
+                    chain: Some(chain),
+                    next: counter + 1,
+                    discarded_below: 0,
+                    created_at: now,
+                },
+                root,
+                skipped,
+                parent_advance,
+            },
+        })
+    }
+
+    fn role_is_peer(&self, epoch: u32) -> bool {
+        epoch != 0 && !self.role.owns(epoch)
+    }
+
+    /// Applies a resolution after the envelope authenticated.
+    pub(crate) fn commit(
+        &mut self,
+        resolution: Resolution,
+        header: &MessageHeader,
+        config: &SessionConfig,
+        now: Timestamp,
+    ) {
+        let Resolution {
+            epoch,
+            counter,
+            change,
+            ..
+        } = resolution;
+        match change {
+            Change::UseSkipped => self.skipped.remove(epoch, counter),
+            Change::Advance {
+                chain,
+                next,
+                skipped,
+            } => {
+                if let Some(record) = self.receiving.iter_mut().find(|r| r.number == epoch) {
+                    record.chain = Some(chain);
+                    record.next = next;
+                }
+                self.store_skipped(epoch, skipped, config, now);
+            }
+            Change::NewEpoch {
+                record,
+                root,
+                skipped,
+                parent_advance,
+            } => {
+                if let Some(parent) = self.own.iter_mut().find(|o| o.number == record.parent) {
+                    parent.children.apply(parent_advance, true, now);
+                }
+                let is_latest = self.peer.as_ref().is_none_or(|p| p.number < epoch);
+                if is_latest {
+                    self.peer = Some(PeerLatest {
+                        number: epoch,
+                        ratchet_key: record.ratchet_key,
+                        children: ChildSeeds::new(epoch, root),
+                    });
+                }
+                let position = self.receiving.partition_point(|r| r.number < epoch);
+                self.receiving.insert(position, record);
+                self.store_skipped(epoch, skipped, config, now);
+            }
+        }
+        if let Some(previous) = header.previous {
+            self.close_epoch(previous, config, now);
+        }
+        self.prune(config, now);
+    }
+
+    /// Closes a peer epoch whose sender announced its final length: derives the keys of the
+    /// messages still in flight (within the jump bound) and erases the chain key.
+    fn close_epoch(&mut self, previous: Previous, config: &SessionConfig, now: Timestamp) {
+        let Some(record) = self
+            .receiving
+            .iter_mut()
+            .find(|r| r.number == previous.epoch)
+        else {
+            return;
+        };
+        let Some(chain) = record.chain.take() else {
+            return;
+        };
+        let end = previous
+            .length
+            .min(record.next.saturating_add(config.max_forward_jump));
+        if end > record.next {
+            let (mut skipped, last_key, _) = walk_chain(&chain, record.next, end - 1);
+            skipped.push((end - 1, last_key));
+            record.next = end;
+            self.store_skipped(previous.epoch, skipped, config, now);
+        }
+    }
+
+    fn store_skipped(
+        &mut self,
+        epoch: u32,
+        keys: Vec<(u32, Secret32)>,
+        config: &SessionConfig,
+        now: Timestamp,
+    ) {
+        if keys.is_empty() {
+            return;
+        }
+        let evicted = self.skipped.insert(
+            epoch,
+            keys,
+            now,
+            config.max_skipped_per_epoch as usize,
+            config.max_skipped_total as usize,
+        );
+        self.note_discarded(&evicted);
+    }
+
+    fn note_discarded(&mut self, evicted: &[(u32, u32)]) {
+        for &(epoch, counter) in evicted {
+            if let Some(record) = self.receiving.iter_mut().find(|r| r.number == epoch) {
+                record.discarded_below = record.discarded_below.max(counter.saturating_add(1));
+            }
+        }
+    }
+
+    /// Enforces every bound and grace period. Called after each successful seal or open.
+    pub(crate) fn prune(&mut self, config: &SessionConfig, now: Timestamp) {
+        let grace = config.grace_secs;
+        let expired = self.skipped.prune_expired(now, grace);
+        self.note_discarded(&expired);
+
+        // Peer epochs: close the oldest open chains beyond the bound, and chains that are not
+        // the peer's latest and have outlived the grace period.
+        let latest = self.peer.as_ref().map(|p| p.number);
+        let mut open = self.receiving.iter().filter(|r| r.chain.is_some()).count();
+        for record in self.receiving.iter_mut() {
+            let stale = Some(record.number) != latest && now.secs_since(record.created_at) >= grace;
+            if record.chain.is_some() && (open > config.max_receiving_epochs as usize || stale) {
+                record.chain = None;
+                open -= 1;
+            }
+        }
+        let skipped = &self.skipped;
+        self.receiving
+            .retain(|r| r.chain.is_some() || skipped.count_in(r.number) > 0);
+
+        // Own epochs: keep the current one; drop superseded ones past the grace period, then
+        // the oldest beyond the bound.
+        let current = self.own.last().map(|o| o.number);
+        self.own.retain(|o| {
+            Some(o.number) == current || o.superseded_at.is_none_or(|t| now.secs_since(t) < grace)
+        });
+        if self.own.len() > config.max_own_epochs as usize {
+            let excess = self.own.len() - config.max_own_epochs as usize;
+            self.own.drain(..excess);
+        }
+        for own in &mut self.own {
+            own.children
+                .prune(config.max_skipped_epochs as usize, now, grace);
+        }
+    }
+
+    /// Basic invariants of restored state.
+    pub(crate) fn is_consistent(&self) -> bool {
+        self.skipped.is_consistent()
+            && self.own.windows(2).all(|w| w[0].number < w[1].number)
+            && self.receiving.windows(2).all(|w| w[0].number < w[1].number)
+            && self
+                .own
+                .iter()
+                .all(|o| self.role.owns(o.number) || o.number == 0)
+            && self.receiving.iter().all(|r| self.role_is_peer(r.number))
+            && self
+                .sending
+                .as_ref()
+                .is_none_or(|s| self.own.last().is_some_and(|o| o.number == s.epoch))
+    }
+}
+
+fn check_jump(jump: u32, max: u32) -> Result<()> {
+    if jump > max {
+        return Err(Error::TooFarAhead {
+            jump: u64::from(jump),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Where a sealed message sits: the header fields the ratchet decides.
+pub(crate) struct SendPosition {
+    pub(crate) epoch: u32,
+    pub(crate) parent: u32,
+    pub(crate) counter: u32,
+    pub(crate) previous: Option<Previous>,
+    pub(crate) ratchet_key: [u8; 32],
+}

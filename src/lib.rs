@@ -28,3 +28,8 @@
 pub use sealwire_core as core;
 pub use sealwire_relay as relay;
 pub use sealwire_transport as transport;
+
+/// The README's code blocks, compiled and run as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -43,7 +43,10 @@ pub struct SessionConfig {
     /// Maximum skipped message keys kept in total (oldest evicted first).
     pub max_skipped_total: u32,
     /// Maximum number of the peer's epochs skipped at once (epochs whose messages were all
-    /// lost); an epoch further ahead is rejected with [`Error::TooFarAhead`].
+    /// lost, or numbers a peer skipped after messages crossed); an epoch further ahead is
+    /// rejected with [`Error::TooFarAhead`]. Must be at least `max_own_epochs`, and should be at
+    /// least the peer's `max_own_epochs`: after crossing messages a sender's next epoch number
+    /// can skip up to that many children.
     pub max_epoch_jump: u32,
     /// Maximum skipped epoch seeds kept (epochs that were skipped but may still arrive).
     pub max_skipped_epochs: u32,
@@ -79,7 +82,7 @@ impl SessionConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first value out of range.
     pub fn validate(&self) -> Result<()> {
-        let checks: [(bool, &'static str); 7] = [
+        let checks: [(bool, &'static str); 8] = [
             (
                 (1..u32::MAX).contains(&self.rotate_after_messages),
                 "rotate_after_messages must be between 1 and 2^32 - 2",
@@ -105,6 +108,10 @@ impl SessionConfig {
                 "max_receiving_epochs and max_own_epochs must be at least 1",
             ),
             (self.grace_secs > 0, "grace_secs must be positive"),
+            (
+                self.max_epoch_jump >= self.max_own_epochs,
+                "max_epoch_jump must be at least max_own_epochs (a peer's epoch numbers may jump that far)",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(Error::InvalidConfig(message)),

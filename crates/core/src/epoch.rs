@@ -67,13 +67,15 @@ impl ChildSeeds {
     /// The salt for child `epoch`, and the state change that deriving it implies.
     ///
     /// `max_jump` bounds how many children may be skipped. Children below `next` come only from
-    /// the skipped list (if still within `grace`); anything else was already derived.
+    /// the skipped list (if still within `grace`); anything else was already derived. The salts
+    /// of skipped children are collected only if `keep_skipped` (the receiving side).
     pub(crate) fn salt_for(
         &self,
         epoch: u32,
         max_jump: u32,
         now: Timestamp,
         grace: u64,
+        keep_skipped: bool,
     ) -> Result<(Secret32, ChildAdvance)> {
         if epoch < self.next {
             return match self.skipped.iter().find(|s| s.epoch == epoch) {
@@ -94,12 +96,14 @@ impl ChildSeeds {
                 max: max_jump,
             });
         }
-        let mut skipped = Vec::with_capacity(steps as usize);
+        let mut skipped = Vec::with_capacity(if keep_skipped { steps as usize } else { 0 });
         let mut seed = self.seed.clone();
         let mut number = self.next;
         while number < epoch {
             let (salt, next_seed) = kdf::chain_step(&seed);
-            skipped.push((number, salt));
+            if keep_skipped {
+                skipped.push((number, salt));
+            }
             seed = next_seed;
             number += 2;
         }
@@ -115,9 +119,9 @@ impl ChildSeeds {
         ))
     }
 
-    /// Applies an advance. `keep_skipped` is false on the sending side, where skipped children
-    /// will never be derived (numbers only grow).
-    pub(crate) fn apply(&mut self, advance: ChildAdvance, keep_skipped: bool, now: Timestamp) {
+    /// Applies an advance. Skipped salts are kept only if the advance collected them (the
+    /// receiving side); the sending side never derives a lower child again.
+    pub(crate) fn apply(&mut self, advance: ChildAdvance, now: Timestamp) {
         match advance {
             ChildAdvance::UsedSkipped { epoch } => self.skipped.retain(|s| s.epoch != epoch),
             ChildAdvance::Stepped {
@@ -127,14 +131,12 @@ impl ChildSeeds {
             } => {
                 self.next = next;
                 self.seed = seed;
-                if keep_skipped {
-                    self.skipped
-                        .extend(skipped.into_iter().map(|(epoch, salt)| SkippedChild {
-                            epoch,
-                            salt,
-                            stored_at: now,
-                        }));
-                }
+                self.skipped
+                    .extend(skipped.into_iter().map(|(epoch, salt)| SkippedChild {
+                        epoch,
+                        salt,
+                        stored_at: now,
+                    }));
             }
         }
     }

@@ -16,6 +16,10 @@ use crate::replay::{Lookup, SkippedKeys};
 use crate::secret::{DhKeyPair, Secret32};
 use crate::time::Timestamp;
 
+/// Closed receiving epochs remembered (without any key) so that replays into them are
+/// reported as replays.
+pub(crate) const CLOSED_EPOCH_MEMORY: usize = 32;
+
 /// Which side of the session setup this party was on; fixes the parity of its epoch numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -114,14 +118,16 @@ impl Ratchet {
         if number > u32::MAX - 4 {
             return Err(Error::SessionExhausted);
         }
-        let (salt, advance) = peer.children.salt_for(number, u32::MAX, now, u64::MAX)?;
+        let (salt, advance) = peer
+            .children
+            .salt_for(number, u32::MAX, now, u64::MAX, false)?;
         let key = key.unwrap_or_else(|| DhKeyPair::generate(rng));
         let dh = key.diffie_hellman(&peer.ratchet_key)?;
         let (root, chain) = kdf::epoch_keys(&salt, &dh, number, peer.number);
         let parent = peer.number;
 
         if let Some(peer) = self.peer.as_mut() {
-            peer.children.apply(advance, false, now);
+            peer.children.apply(advance, now);
         }
         if let Some(current) = self.own.last_mut() {
             current.superseded_at.get_or_insert(now);
@@ -206,8 +212,9 @@ impl Ratchet {
                     Lookup::Absent => Err(Error::StaleMessage),
                 };
             }
-            // A closed epoch has no messages beyond the length its sender announced.
-            let chain = record.chain.as_ref().ok_or(Error::DecryptFailed)?;
+            // A closed epoch holds no key beyond its next counter: the sender announced its
+            // length, or a bound closed it.
+            let chain = record.chain.as_ref().ok_or(Error::StaleMessage)?;
             check_jump(counter - record.next, config.max_forward_jump)?;
             let (skipped, message_key, chain) = walk_chain(chain, record.next, counter);
             return Ok(Resolution {
@@ -235,7 +242,7 @@ impl Ratchet {
         let (salt, parent_advance) =
             parent
                 .children
-                .salt_for(epoch, config.max_epoch_jump, now, config.grace_secs)?;
+                .salt_for(epoch, config.max_epoch_jump, now, config.grace_secs, true)?;
         check_jump(counter, config.max_forward_jump)?;
         let dh = parent
             .key
@@ -302,7 +309,7 @@ impl Ratchet {
                 parent_advance,
             } => {
                 if let Some(parent) = self.own.iter_mut().find(|o| o.number == record.parent) {
-                    parent.children.apply(parent_advance, true, now);
+                    parent.children.apply(parent_advance, now);
                 }
                 let is_latest = self.peer.as_ref().is_none_or(|p| p.number < epoch);
                 if is_latest {
@@ -392,9 +399,24 @@ impl Ratchet {
                 open -= 1;
             }
         }
+        // Closed epochs with no keys left are kept as tombstones (no secrets: number, parent,
+        // ratchet key, counters), the newest CLOSED_EPOCH_MEMORY of them within the grace
+        // period, so that a replay into them is still recognised as a replay.
         let skipped = &self.skipped;
-        self.receiving
-            .retain(|r| r.chain.is_some() || skipped.count_in(r.number) > 0);
+        let keyless = |r: &ReceivingEpoch| r.chain.is_none() && skipped.count_in(r.number) == 0;
+        let tombstones: Vec<u32> = self
+            .receiving
+            .iter()
+            .filter(|r| keyless(r))
+            .map(|r| r.number)
+            .collect();
+        let oldest_kept = tombstones
+            .len()
+            .checked_sub(CLOSED_EPOCH_MEMORY)
+            .map_or(0, |i| tombstones[i]);
+        self.receiving.retain(|r| {
+            !keyless(r) || (r.number >= oldest_kept && now.secs_since(r.created_at) < grace)
+        });
 
         // Own epochs: keep the current one; drop superseded ones past the grace period, then
         // the oldest beyond the bound.

@@ -89,17 +89,24 @@ impl SignedPrekeyRecord {
     }
 }
 
+/// The account's prekey material and settings (everything but the identity).
 #[derive(Clone, Serialize, Deserialize)]
-struct AccountState {
-    version: u16,
-    identity_signing: Secret32,
-    identity_agreement: Secret32,
+struct Prekeys {
     current_signed_prekey: SignedPrekeyRecord,
+    /// Retired signed prekeys still within their grace period, oldest first.
     retired_signed_prekeys: Vec<SignedPrekeyRecord>,
     one_time_prekeys: BTreeMap<u32, DhKeyPair>,
     next_signed_prekey_id: u32,
     next_one_time_prekey_id: u32,
     config: AccountConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountState {
+    version: u16,
+    identity_signing: Secret32,
+    identity_agreement: Secret32,
+    prekeys: Prekeys,
 }
 
 /// The result of accepting an initial envelope.
@@ -117,13 +124,7 @@ pub struct Accepted {
 /// A party's identity and prekey secrets.
 pub struct Account {
     identity: IdentityKeyPair,
-    current_signed_prekey: SignedPrekeyRecord,
-    /// Retired signed prekeys still within their grace period, oldest first.
-    retired_signed_prekeys: Vec<SignedPrekeyRecord>,
-    one_time_prekeys: BTreeMap<u32, DhKeyPair>,
-    next_signed_prekey_id: u32,
-    next_one_time_prekey_id: u32,
-    config: AccountConfig,
+    prekeys: Prekeys,
 }
 
 impl Account {
@@ -136,12 +137,14 @@ impl Account {
         let current_signed_prekey = SignedPrekeyRecord::generate(&identity, 1, rng, now);
         Account {
             identity,
-            current_signed_prekey,
-            retired_signed_prekeys: Vec::new(),
-            one_time_prekeys: BTreeMap::new(),
-            next_signed_prekey_id: 2,
-            next_one_time_prekey_id: 1,
-            config: AccountConfig::default(),
+            prekeys: Prekeys {
+                current_signed_prekey,
+                retired_signed_prekeys: Vec::new(),
+                one_time_prekeys: BTreeMap::new(),
+                next_signed_prekey_id: 2,
+                next_one_time_prekey_id: 1,
+                config: AccountConfig::default(),
+            },
         }
     }
 
@@ -156,13 +159,13 @@ impl Account {
                 "max_sessions_per_signed_prekey must be positive",
             ));
         }
-        self.config = config;
+        self.prekeys.config = config;
         Ok(())
     }
 
     /// The configuration.
     pub fn config(&self) -> &AccountConfig {
-        &self.config
+        &self.prekeys.config
     }
 
     /// The identity key pair.
@@ -172,12 +175,13 @@ impl Account {
 
     /// The current signed prekey, to publish.
     pub fn signed_prekey(&self) -> &SignedPrekey {
-        &self.current_signed_prekey.public
+        &self.prekeys.current_signed_prekey.public
     }
 
     /// True when the current signed prekey is older than the rotation interval.
     pub fn signed_prekey_due(&self, now: Timestamp) -> bool {
-        now.secs_since(self.signed_prekey().created_at) >= self.config.signed_prekey_rotation_secs
+        now.secs_since(self.signed_prekey().created_at)
+            >= self.prekeys.config.signed_prekey_rotation_secs
     }
 
     /// Creates a new current signed prekey and retires the previous one (its secret is kept
@@ -187,22 +191,23 @@ impl Account {
         rng: &mut R,
         now: Timestamp,
     ) -> SignedPrekey {
-        let id = self.next_signed_prekey_id;
-        self.next_signed_prekey_id = id.wrapping_add(1).max(1);
+        let id = self.prekeys.next_signed_prekey_id;
+        self.prekeys.next_signed_prekey_id = id.wrapping_add(1).max(1);
         let fresh = SignedPrekeyRecord::generate(&self.identity, id, rng, now);
-        let mut retired = core::mem::replace(&mut self.current_signed_prekey, fresh);
+        let mut retired = core::mem::replace(&mut self.prekeys.current_signed_prekey, fresh);
         retired.retired_at = Some(now);
-        self.retired_signed_prekeys.push(retired);
-        self.current_signed_prekey.public.clone()
+        self.prekeys.retired_signed_prekeys.push(retired);
+        self.prekeys.current_signed_prekey.public.clone()
     }
 
     fn signed_prekeys(&self) -> impl Iterator<Item = &SignedPrekeyRecord> {
-        core::iter::once(&self.current_signed_prekey).chain(&self.retired_signed_prekeys)
+        core::iter::once(&self.prekeys.current_signed_prekey)
+            .chain(&self.prekeys.retired_signed_prekeys)
     }
 
     fn signed_prekey_mut(&mut self, id: u32) -> Option<&mut SignedPrekeyRecord> {
-        core::iter::once(&mut self.current_signed_prekey)
-            .chain(&mut self.retired_signed_prekeys)
+        core::iter::once(&mut self.prekeys.current_signed_prekey)
+            .chain(&mut self.prekeys.retired_signed_prekeys)
             .find(|r| r.public.id == id)
     }
 
@@ -215,28 +220,30 @@ impl Account {
         count: usize,
         rng: &mut R,
     ) -> Result<Vec<OneTimePrekey>> {
-        if self.one_time_prekeys.len() + count > self.config.max_one_time_prekeys as usize {
+        if self.prekeys.one_time_prekeys.len() + count
+            > self.prekeys.config.max_one_time_prekeys as usize
+        {
             return Err(Error::InvalidConfig(
                 "too many one-time prekeys: raise max_one_time_prekeys or publish fewer",
             ));
         }
         let mut published = Vec::with_capacity(count);
         for _ in 0..count {
-            let id = self.next_one_time_prekey_id;
-            self.next_one_time_prekey_id = id.wrapping_add(1).max(1);
+            let id = self.prekeys.next_one_time_prekey_id;
+            self.prekeys.next_one_time_prekey_id = id.wrapping_add(1).max(1);
             let key = DhKeyPair::generate(rng);
             published.push(OneTimePrekey {
                 id,
                 public_key: *key.public(),
             });
-            self.one_time_prekeys.insert(id, key);
+            self.prekeys.one_time_prekeys.insert(id, key);
         }
         Ok(published)
     }
 
     /// Number of one-time prekeys not yet used.
     pub fn one_time_prekey_count(&self) -> usize {
-        self.one_time_prekeys.len()
+        self.prekeys.one_time_prekeys.len()
     }
 
     /// A bundle built from this account's own keys (as a server would hand it out), with the
@@ -248,6 +255,7 @@ impl Account {
         let one_time_prekey = match one_time_prekey_id {
             Some(id) => {
                 let key = self
+                    .prekeys
                     .one_time_prekeys
                     .get(&id)
                     .ok_or(Error::UnknownOneTimePrekey(id))?;
@@ -281,7 +289,7 @@ impl Account {
         let setup = parsed.header.setup().ok_or(Error::UnexpectedKind(
             "a follow-up message: open it with the session its id names",
         ))?;
-        let grace = self.config.signed_prekey_grace_secs;
+        let grace = self.prekeys.config.signed_prekey_grace_secs;
         let record = self
             .signed_prekeys()
             .find(|r| {
@@ -292,13 +300,16 @@ impl Account {
         if record.used_base_keys.contains(&setup.base_key) {
             return Err(Error::Replay);
         }
-        if record.used_base_keys.len() >= self.config.max_sessions_per_signed_prekey as usize {
+        if record.used_base_keys.len()
+            >= self.prekeys.config.max_sessions_per_signed_prekey as usize
+        {
             return Err(Error::PrekeyExhausted(record.public.id));
         }
         let one_time = match setup.one_time_prekey_id {
             Some(id) => Some((
                 id,
-                self.one_time_prekeys
+                self.prekeys
+                    .one_time_prekeys
                     .get(&id)
                     .ok_or(Error::UnknownOneTimePrekey(id))?,
             )),
@@ -313,7 +324,7 @@ impl Account {
             setup.clone(),
             session_id,
             &record.key,
-            self.config.session.clone(),
+            self.prekeys.config.session.clone(),
         );
         let plaintext = session.open(envelope, now)?;
 
@@ -323,7 +334,7 @@ impl Account {
             record.used_base_keys.insert(setup.base_key);
         }
         if let Some(id) = setup.one_time_prekey_id {
-            self.one_time_prekeys.remove(&id);
+            self.prekeys.one_time_prekeys.remove(&id);
         }
         Ok(Accepted {
             session,
@@ -335,30 +346,22 @@ impl Account {
     /// Deletes retired signed prekeys whose grace period has passed (with their replay
     /// caches). Initial messages naming them are rejected from then on.
     pub fn prune(&mut self, now: Timestamp) {
-        let grace = self.config.signed_prekey_grace_secs;
-        self.retired_signed_prekeys
+        let grace = self.prekeys.config.signed_prekey_grace_secs;
+        self.prekeys
+            .retired_signed_prekeys
             .retain(|r| r.retired_at.is_none_or(|t| now.secs_since(t) < grace));
     }
 
     /// Serializes the account (versioned). The result is secret: store it encrypted.
     pub fn to_bytes(&self) -> SecretBytes {
-        let mut seed = self.identity_seed();
+        let mut seed = self.identity.signing_seed();
         let state = AccountState {
             version: ACCOUNT_STATE_VERSION,
             identity_signing: Secret32::take(&mut seed),
             identity_agreement: self.identity.agreement().secret().clone(),
-            current_signed_prekey: self.current_signed_prekey.clone(),
-            retired_signed_prekeys: self.retired_signed_prekeys.clone(),
-            one_time_prekeys: self.one_time_prekeys.clone(),
-            next_signed_prekey_id: self.next_signed_prekey_id,
-            next_one_time_prekey_id: self.next_one_time_prekey_id,
-            config: self.config.clone(),
+            prekeys: self.prekeys.clone(),
         };
         SecretBytes::new(crate::state::encode(&state))
-    }
-
-    fn identity_seed(&self) -> [u8; 32] {
-        self.identity.signing_seed()
     }
 
     /// Restores an account serialized by [`Account::to_bytes`].
@@ -367,31 +370,26 @@ impl Account {
     /// [`Error::InvalidState`] or [`Error::UnsupportedStateVersion`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Account> {
         let state: AccountState = crate::state::decode(bytes, ACCOUNT_STATE_VERSION)?;
-        let retired_ok = state
+        let AccountState {
+            identity_signing,
+            identity_agreement,
+            prekeys,
+            ..
+        } = state;
+        let retired_ok = prekeys
             .retired_signed_prekeys
             .iter()
             .all(|r| r.retired_at.is_some());
-        if state.current_signed_prekey.retired_at.is_some() || !retired_ok {
+        if prekeys.current_signed_prekey.retired_at.is_some() || !retired_ok {
             return Err(Error::InvalidState("signed prekeys"));
         }
-        state
+        prekeys
             .config
             .session
             .validate()
             .map_err(|_| Error::InvalidState("session configuration out of range"))?;
-        let identity = IdentityKeyPair::from_secrets(
-            &state.identity_signing,
-            state.identity_agreement.clone(),
-        );
-        Ok(Account {
-            identity,
-            current_signed_prekey: state.current_signed_prekey.clone(),
-            retired_signed_prekeys: state.retired_signed_prekeys.clone(),
-            one_time_prekeys: state.one_time_prekeys.clone(),
-            next_signed_prekey_id: state.next_signed_prekey_id,
-            next_one_time_prekey_id: state.next_one_time_prekey_id,
-            config: state.config.clone(),
-        })
+        let identity = IdentityKeyPair::from_secrets(&identity_signing, identity_agreement);
+        Ok(Account { identity, prekeys })
     }
 }
 
@@ -400,8 +398,11 @@ impl core::fmt::Debug for Account {
         f.debug_struct("Account")
             .field("identity", self.identity.public())
             .field("signed_prekey_id", &self.signed_prekey().id)
-            .field("retired_signed_prekeys", &self.retired_signed_prekeys.len())
-            .field("one_time_prekeys", &self.one_time_prekeys.len())
+            .field(
+                "retired_signed_prekeys",
+                &self.prekeys.retired_signed_prekeys.len(),
+            )
+            .field("one_time_prekeys", &self.prekeys.one_time_prekeys.len())
             .finish_non_exhaustive()
     }
 }

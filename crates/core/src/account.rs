@@ -220,9 +220,8 @@ impl Account {
         count: usize,
         rng: &mut R,
     ) -> Result<Vec<OneTimePrekey>> {
-        if self.prekeys.one_time_prekeys.len() + count
-            > self.prekeys.config.max_one_time_prekeys as usize
-        {
+        let held = self.prekeys.one_time_prekeys.len();
+        if held.saturating_add(count) > self.prekeys.config.max_one_time_prekeys as usize {
             return Err(Error::InvalidConfig(
                 "too many one-time prekeys: raise max_one_time_prekeys or publish fewer",
             ));

@@ -11,7 +11,7 @@
 //! | `max_epoch_jump` | 64 | n/a |
 //! | `max_skipped_epochs` | 16 | n/a |
 //! | `max_receiving_epochs` | 5 | 5 (`MAX_RECEIVER_CHAINS`) |
-//! | `max_own_epochs` | 5 | n/a (one ratchet key) |
+//! | `max_own_epochs` | 32 | n/a (one ratchet key, kept until the peer answers) |
 //! | `grace_secs` | 2 592 000 (30 days) | none (count bounds only) |
 //!
 //! Why smaller than libsignal: with rotation every 100 messages an honest epoch rarely holds
@@ -52,8 +52,10 @@ pub struct SessionConfig {
     pub max_skipped_epochs: u32,
     /// Maximum peer epochs whose receiving chain is kept open.
     pub max_receiving_epochs: u32,
-    /// Maximum own epochs whose ratchet key is kept, so that replies crossing a rotation can
-    /// still be opened.
+    /// Maximum own epochs awaiting acknowledgement by the peer. The peer may derive its next
+    /// epochs from any own epoch it has seen, so these are never erased; when this many exist,
+    /// new epochs (rotations and turns) pause until the peer answers. Also the number of
+    /// acknowledged older own epochs kept, within the grace period, for late messages.
     pub max_own_epochs: u32,
     /// Seconds that skipped keys, skipped epochs and superseded epochs are kept.
     pub grace_secs: u64,
@@ -70,7 +72,7 @@ impl Default for SessionConfig {
             max_epoch_jump: 64,
             max_skipped_epochs: 16,
             max_receiving_epochs: 5,
-            max_own_epochs: 5,
+            max_own_epochs: 32,
             grace_secs: 30 * 24 * 60 * 60,
         }
     }

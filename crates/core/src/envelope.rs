@@ -1,12 +1,15 @@
 //! The envelope: the only bytes that cross the network.
 //!
 //! ```text
-//! envelope   = header ‖ ciphertext ‖ tag
+//! envelope   = header ‖ varint(len) ‖ ct ‖ tag
 //! header     = version:u8 ‖ suite:u8 ‖ kind:varint ‖ message-header [‖ setup]     (postcard)
-//! ciphertext = varint(len) ‖ AES-256-GCM(key, nonce, padded plaintext, aad) ‖ GCM tag(16)
-//! tag        = HMAC-SHA256(mac key, header ‖ session AD ‖ nonce ‖ ciphertext bytes)    (32 bytes)
+//! ct         = AES-256-GCM(key, nonce, padded plaintext, aad) ‖ GCM tag(16)       (len bytes)
+//! tag        = HMAC-SHA256(mac key, header ‖ session AD ‖ nonce ‖ ct)              (32 bytes)
 //! aad        = header ‖ session AD
 //! ```
+//!
+//! The HMAC covers `ct` itself, not its varint length prefix (the prefix is fixed by the header
+//! and tag framing, and a non-canonical prefix is rejected when parsing).
 //!
 //! The header is authenticated as the exact bytes received, never re-encoded; the decoder also
 //! rejects any header that is not in canonical postcard form, so that one header has exactly one

@@ -55,6 +55,27 @@ pub(crate) enum ChildAdvance {
     },
 }
 
+impl ChildAdvance {
+    /// Drops the skipped salts whose child number satisfies `known_elsewhere`.
+    pub(crate) fn without(self, known_elsewhere: impl Fn(u32) -> bool) -> Self {
+        match self {
+            ChildAdvance::Stepped {
+                next,
+                seed,
+                mut skipped,
+            } => {
+                skipped.retain(|(number, _)| !known_elsewhere(*number));
+                ChildAdvance::Stepped {
+                    next,
+                    seed,
+                    skipped,
+                }
+            }
+            used => used,
+        }
+    }
+}
+
 impl ChildSeeds {
     pub(crate) fn new(parent: u32, root: Secret32) -> Self {
         ChildSeeds {

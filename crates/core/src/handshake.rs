@@ -9,8 +9,9 @@
 //!
 //! *Identity hiding.* The initial message must tell the responder who the initiator is, but
 //! nothing in a header may identify the sender to a relay. So the initiator's public identity
-//! travels sealed: AES-256-GCM under a key derived from `DH2 ‖ DH3 [‖ DH4]`, which only the
-//! holder of the responder's identity and signed prekey can compute. The responder opens it,
+//! travels sealed: AES-256-GCM (empty associated data; the context is bound in the key
+//! derivation's info) under a key derived from `DH2 ‖ DH3 [‖ DH4]`, which only the holder of the
+//! responder's identity and signed prekey can compute. The responder opens it,
 //! verifies the identity's binding signature, and only then computes `DH1`.
 //!
 //! *Authentication.* `RK_setup` depends on `DH1` (needs the initiator's identity key or the

@@ -19,7 +19,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::SafetyNumber;
-use crate::kdf::LABEL_IDENTITY_BINDING;
+use crate::kdf::{LABEL_APPLICATION, LABEL_IDENTITY_BINDING};
 use crate::secret::{DhKeyPair, Secret32, SecretBytes};
 
 /// Length of an encoded [`PublicIdentity`].
@@ -103,6 +103,24 @@ impl PublicIdentity {
         SafetyNumber::new(self, other)
     }
 
+    /// Verifies a signature made with [`IdentityKeyPair::sign_with_label`] for `label`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an empty or over-long label; [`Error::InvalidSignature`]
+    /// if the signature does not verify (strictly).
+    pub fn verify_with_label(
+        &self,
+        label: &[u8],
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<()> {
+        let label_len = application_label_len(label)?;
+        let signed: Vec<u8> = [LABEL_APPLICATION, &label_len, label, message].concat();
+        self.signing
+            .verify_strict(&signed, &Signature::from_bytes(signature))
+            .map_err(|_| Error::InvalidSignature("application signature"))
+    }
+
     /// Verifies an Ed25519 signature by this identity over `LABEL ‖ message` parts.
     pub(crate) fn verify(&self, parts: &[&[u8]], signature: &[u8; 64]) -> Result<()> {
         let message: Vec<u8> = parts.concat();
@@ -118,6 +136,16 @@ impl core::fmt::Debug for PublicIdentity {
             .field("signing", &crate::fmt_hex(self.signing.as_bytes()))
             .field("agreement", &crate::fmt_hex(&self.agreement))
             .finish_non_exhaustive()
+    }
+}
+
+/// `be16(len(label))` for an application signature label of 1 to 255 bytes.
+fn application_label_len(label: &[u8]) -> Result<[u8; 2]> {
+    match u16::try_from(label.len()) {
+        Ok(len @ 1..=255) => Ok(len.to_be_bytes()),
+        _ => Err(Error::InvalidConfig(
+            "application signature label must be 1 to 255 bytes",
+        )),
     }
 }
 
@@ -186,19 +214,20 @@ impl IdentityKeyPair {
         self.signing.to_bytes()
     }
 
-    /// Signs `message` with the identity's Ed25519 key, prefixed by the caller's own
-    /// domain-separation label. Used by higher layers (for example transport authentication);
-    /// `label` must not start with `sealwire/v1/`, which the protocol reserves for itself.
+    /// Signs `message` for an application-level purpose named by `label` (for example
+    /// transport authentication), with the identity's Ed25519 key.
+    ///
+    /// The signed bytes are `"sealwire/v1/application" ‖ be16(len(label)) ‖ label ‖ message`:
+    /// the fixed prefix differs from every protocol signature's prefix and the label is
+    /// length-prefixed, so no choice of label and message can produce a signature that the
+    /// protocol (or another label) would accept. Verify with
+    /// [`PublicIdentity::verify_with_label`].
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] if `label` is empty or uses the reserved prefix.
+    /// [`Error::InvalidConfig`] if `label` is empty or longer than 255 bytes.
     pub fn sign_with_label(&self, label: &[u8], message: &[u8]) -> Result<[u8; 64]> {
-        if label.is_empty() || label.starts_with(b"sealwire/v1/") {
-            return Err(Error::InvalidConfig(
-                "signing label must be non-empty and outside the reserved sealwire/v1/ space",
-            ));
-        }
-        Ok(self.sign(&[label, message]))
+        let label_len = application_label_len(label)?;
+        Ok(self.sign(&[LABEL_APPLICATION, &label_len, label, message]))
     }
 
     /// Serializes the secret keys (versioned). The result is secret: store it encrypted.

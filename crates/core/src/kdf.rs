@@ -3,11 +3,13 @@
 //! | function | construction |
 //! |---|---|
 //! | setup root | `HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 ‖ DH1 ‖ DH2 ‖ DH3 [‖ DH4], info = LABEL_SETUP_ROOT ‖ transcript)` → 32 bytes |
-//! | identity seal | `HKDF-SHA256(salt = 0^32, ikm = DH2 ‖ DH3 [‖ DH4], info = LABEL_IDENTITY_SEAL ‖ EK ‖ IK_B ‖ SPK_B)` → key 32 ‖ nonce 12 |
-//! | epoch | `HKDF-SHA256(salt = RK_parent, ikm = DH(epoch key, parent key), info = LABEL_EPOCH ‖ be32(epoch) ‖ be32(parent))` → RK 32 ‖ CK 32 |
+//! | identity seal | `HKDF-SHA256(salt = 0^32, ikm = DH2 ‖ DH3 [‖ DH4], info = LABEL_IDENTITY_SEAL ‖ EK ‖ S_B ‖ X_B ‖ SPK_B)` → key 32 ‖ nonce 12 |
+//! | epoch | `HKDF-SHA256(salt = C_e, ikm = DH(epoch key, parent key), info = LABEL_EPOCH ‖ be32(e) ‖ be32(p))` → RK_e 32 ‖ CK_e 32, where `C_e` is the child salt from the parent's seed chain ([`crate::epoch`]) |
 //! | chain step | `MK = HMAC-SHA256(CK, 0x01)`, `CK' = HMAC-SHA256(CK, 0x02)` |
 //! | message keys | `HKDF-Expand(PRK = MK, info = LABEL_MESSAGE, 76)` → AES key 32 ‖ MAC key 32 ‖ nonce 12 |
-//! | session AD | `SHA-256(LABEL_SESSION_AD ‖ IK_initiator ‖ IK_responder)` |
+//! | session AD | `SHA-256(LABEL_SESSION_AD ‖ S_A ‖ X_A ‖ S_B ‖ X_B)`: both identities' key bytes, initiator first |
+//!
+//! `S_*` and `X_*` are an identity's Ed25519 and X25519 public keys (its 64 "key bytes").
 
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
@@ -20,6 +22,8 @@ use crate::secret::Secret32;
 pub(crate) const LABEL_IDENTITY_BINDING: &[u8] = b"sealwire/v1/identity-binding";
 /// Ed25519 signature context for signed prekeys.
 pub(crate) const LABEL_SIGNED_PREKEY: &[u8] = b"sealwire/v1/signed-prekey";
+/// Ed25519 signature prefix for application-level signatures (`sign_with_label`).
+pub(crate) const LABEL_APPLICATION: &[u8] = b"sealwire/v1/application";
 /// Hash prefix for fingerprints (safety numbers).
 pub(crate) const LABEL_FINGERPRINT: &[u8] = b"sealwire/v1/fingerprint";
 /// HKDF info prefix for the key that seals the initiator's identity in an initial message.
@@ -81,16 +85,17 @@ pub(crate) fn identity_seal_key(dh: &[u8], context: &[&[u8]]) -> SealKey {
     SealKey { key, nonce }
 }
 
-/// Root and chain key of an epoch, from its parent's root key and the epoch's DH output.
+/// Root and chain key of epoch `epoch`, from its child salt (derived from the parent's seed
+/// chain) and the epoch's DH output.
 pub(crate) fn epoch_keys(
-    parent_root: &Secret32,
+    child_salt: &Secret32,
     dh: &Secret32,
     epoch: u32,
     parent: u32,
 ) -> (Secret32, Secret32) {
     let mut out = Zeroizing::new([0u8; 64]);
     hkdf(
-        parent_root.expose(),
+        child_salt.expose(),
         dh.expose(),
         &[LABEL_EPOCH, &epoch.to_be_bytes(), &parent.to_be_bytes()],
         out.as_mut(),

@@ -84,6 +84,8 @@ mod secret;
 mod session;
 mod state;
 mod time;
+#[cfg(test)]
+mod vectors;
 
 pub use account::{Accepted, Account, AccountConfig};
 pub use config::SessionConfig;

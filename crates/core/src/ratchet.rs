@@ -45,6 +45,8 @@ pub(crate) struct Ratchet {
     pub(crate) sending: Option<Sending>,
     /// Peer epochs still held, ascending by number.
     pub(crate) receiving: Vec<ReceivingEpoch>,
+    /// The newest own epoch the peer has named as a parent, if any.
+    pub(crate) acknowledged: Option<u32>,
     pub(crate) skipped: SkippedKeys,
 }
 
@@ -87,17 +89,30 @@ fn walk_chain(chain: &Secret32, from: u32, to: u32) -> (Vec<(u32, Secret32)>, Se
 
 impl Ratchet {
     /// Whether the next message must start a new epoch: there is none yet, the peer has started
-    /// a newer epoch than our current one's parent (a turn), or the rotation policy says so.
+    /// a newer epoch than our current one's parent (a turn), or the rotation policy says so;
+    /// and, except for the first, fewer than `max_own_epochs` own epochs await acknowledgement.
     pub(crate) fn needs_new_epoch(&self, config: &SessionConfig, now: Timestamp) -> bool {
         match (&self.sending, &self.peer) {
             (None, _) => true,
             (Some(sending), Some(peer)) => {
-                peer.number != sending.parent
+                let wanted = peer.number != sending.parent
                     || sending.next >= config.rotate_after_messages
-                    || now.secs_since(sending.started_at) >= config.rotate_after_secs
+                    || now.secs_since(sending.started_at) >= config.rotate_after_secs;
+                wanted && self.unacknowledged() < config.max_own_epochs as usize
             }
             (Some(_), None) => false,
         }
+    }
+
+    /// Own epochs the peer has not yet acknowledged (named as the parent of one of its epochs
+    /// that this party received, or older than one so named). The peer may still derive
+    /// epochs from any of them, so none can be erased; the count is bounded by pausing the
+    /// creation of new epochs.
+    fn unacknowledged(&self) -> usize {
+        self.own
+            .iter()
+            .filter(|o| self.acknowledged.is_none_or(|a| o.number > a))
+            .count()
     }
 
     /// Starts a new sending epoch as a child of the peer's latest epoch. `key` is the ratchet
@@ -308,6 +323,10 @@ impl Ratchet {
                 skipped,
                 parent_advance,
             } => {
+                // A skipped child number that is already a known peer epoch (under another
+                // parent) cannot be a child of this parent: do not keep its salt.
+                let parent_advance = parent_advance
+                    .without(|number| self.receiving.iter().any(|r| r.number == number));
                 if let Some(parent) = self.own.iter_mut().find(|o| o.number == record.parent) {
                     parent.children.apply(parent_advance, now);
                 }
@@ -319,6 +338,10 @@ impl Ratchet {
                         children: ChildSeeds::new(epoch, root),
                     });
                 }
+                self.acknowledged = Some(
+                    self.acknowledged
+                        .map_or(record.parent, |a| a.max(record.parent)),
+                );
                 let position = self.receiving.partition_point(|r| r.number < epoch);
                 self.receiving.insert(position, record);
                 self.store_skipped(epoch, skipped, config, now);
@@ -418,15 +441,18 @@ impl Ratchet {
             !keyless(r) || (r.number >= oldest_kept && now.secs_since(r.created_at) < grace)
         });
 
-        // Own epochs: keep the current one; drop superseded ones past the grace period, then
-        // the oldest beyond the bound.
-        let current = self.own.last().map(|o| o.number);
+        // Own epochs: the acknowledged one and every newer one are always kept (the peer may
+        // derive new epochs from them). Older ones are kept only for late messages: within the
+        // grace period, and at most `max_own_epochs` of them.
+        let acknowledged = self.acknowledged;
+        let pinned = |number: u32| acknowledged.is_none_or(|a| number >= a);
         self.own.retain(|o| {
-            Some(o.number) == current || o.superseded_at.is_none_or(|t| now.secs_since(t) < grace)
+            pinned(o.number) || o.superseded_at.is_none_or(|t| now.secs_since(t) < grace)
         });
-        if self.own.len() > config.max_own_epochs as usize {
-            let excess = self.own.len() - config.max_own_epochs as usize;
-            self.own.drain(..excess);
+        let older = self.own.iter().filter(|o| !pinned(o.number)).count();
+        if older > config.max_own_epochs as usize {
+            // `own` is ascending, so the older epochs are its prefix.
+            self.own.drain(..older - config.max_own_epochs as usize);
         }
         for own in &mut self.own {
             own.children
@@ -448,6 +474,9 @@ impl Ratchet {
                 .sending
                 .as_ref()
                 .is_none_or(|s| self.own.last().is_some_and(|o| o.number == s.epoch))
+            && self
+                .acknowledged
+                .is_none_or(|a| self.own.iter().any(|o| o.number == a))
     }
 }
 

@@ -115,6 +115,7 @@ impl Session {
             }),
             sending: None,
             receiving: Vec::new(),
+            acknowledged: None,
             skipped: SkippedKeys::default(),
         };
         // Epoch 1 uses the setup's base key as its ratchet key.
@@ -154,6 +155,7 @@ impl Session {
             peer: None,
             sending: None,
             receiving: Vec::new(),
+            acknowledged: None,
             skipped: SkippedKeys::default(),
         };
         Session {

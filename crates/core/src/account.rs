@@ -110,7 +110,6 @@ struct AccountState {
 }
 
 /// The result of accepting an initial envelope.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct Accepted {
     /// The new session; use it for every later envelope with the same session id.
@@ -119,6 +118,17 @@ pub struct Accepted {
     pub plaintext: Vec<u8>,
     /// Who started the session. Check it against your contacts; compare safety numbers.
     pub peer: PublicIdentity,
+}
+
+impl core::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The plaintext is the user's message: never print it, only its length.
+        f.debug_struct("Accepted")
+            .field("session", &self.session)
+            .field("plaintext_len", &self.plaintext.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 /// A party's identity and prekey secrets.
@@ -277,6 +287,10 @@ impl Account {
     /// Route envelopes by [`EnvelopeHeader::session_id`](crate::EnvelopeHeader::session_id)
     /// first: only an initial envelope for a session you do not hold belongs here. On success
     /// the one-time prekey it used is consumed; on any error the account is unchanged.
+    ///
+    /// Persist the returned session and the updated account together (or the session first):
+    /// once the account records this setup, the same initial envelope is refused as a replay,
+    /// so a session lost before it was saved cannot be recreated from it.
     ///
     /// # Errors
     /// Framing errors as for [`Session::open`]; [`Error::UnexpectedKind`] for a follow-up

@@ -41,6 +41,10 @@ pub const SEALED_IDENTITY_LEN: usize = 144;
 pub const MAC_LEN: usize = 32;
 /// Length of the AES-GCM authentication tag.
 const GCM_TAG_LEN: usize = 16;
+/// Longest possible encoded header: an initial header with every varint at its maximum
+/// (3 bytes fixed + 16 session id + 3 × 5 varints + 11 previous + 32 ratchet key, then
+/// 32 base key + 5 + 6 prekey ids + 144 sealed identity).
+const MAX_HEADER_LEN: usize = 264;
 
 /// What the envelope is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +156,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedEnvelope<'_>> {
     let (header, rest) = postcard::take_from_bytes::<WireHeader>(bytes)
         .map_err(|_| Error::Malformed("envelope header"))?;
     let header_bytes = &bytes[..bytes.len() - rest.len()];
-    if encode_header(&header)? != header_bytes {
+    let mut canonical = [0u8; MAX_HEADER_LEN];
+    let canonical = postcard::to_slice(&header, &mut canonical)
+        .map_err(|_| Error::Malformed("envelope header"))?;
+    if *canonical != *header_bytes {
         return Err(Error::Malformed("envelope header (not canonical)"));
     }
     let (ciphertext, after) = postcard::take_from_bytes::<&[u8]>(rest)
@@ -179,6 +186,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedEnvelope<'_>> {
     })
 }
 
+/// The canonical encoding of a header (the test-vector generator builds headers with it).
+#[cfg(test)]
 pub(crate) fn encode_header(header: &WireHeader) -> Result<Vec<u8>> {
     crate::encoding::to_exact_vec(header).map_err(|_| Error::Malformed("envelope header"))
 }
@@ -197,11 +206,19 @@ fn push_varint(out: &mut Vec<u8>, mut value: usize) {
     out.push(value as u8);
 }
 
-fn aad(header_bytes: &[u8], session_ad: &[u8; 32]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(header_bytes.len() + 32);
-    aad.extend_from_slice(header_bytes);
-    aad.extend_from_slice(session_ad);
-    aad
+/// `header ‖ session AD` in a stack buffer; returns the used length.
+fn aad(
+    header_bytes: &[u8],
+    session_ad: &[u8; 32],
+    buf: &mut [u8; MAX_HEADER_LEN + 32],
+) -> Result<usize> {
+    let len = header_bytes.len() + 32;
+    if len > buf.len() {
+        return Err(Error::Malformed("envelope header (too long)"));
+    }
+    buf[..header_bytes.len()].copy_from_slice(header_bytes);
+    buf[header_bytes.len()..len].copy_from_slice(session_ad);
+    Ok(len)
 }
 
 /// Seals `plaintext` under `keys` into a complete envelope.
@@ -217,11 +234,14 @@ pub(crate) fn seal(
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    let header_bytes = encode_header(header)?;
     let padded_len = padding::padded_len(plaintext.len());
     let ciphertext_len = padded_len + GCM_TAG_LEN;
-    let mut out = Vec::with_capacity(header_bytes.len() + 3 + ciphertext_len + MAC_LEN);
-    out.extend_from_slice(&header_bytes);
+    let out = Vec::with_capacity(MAX_HEADER_LEN + 3 + ciphertext_len + MAC_LEN);
+    let mut out =
+        postcard::to_extend(header, out).map_err(|_| Error::Malformed("envelope header"))?;
+    let header_len = out.len();
+    let mut aad_buf = [0u8; MAX_HEADER_LEN + 32];
+    let aad_len = aad(&out[..header_len], session_ad, &mut aad_buf)?;
     push_varint(&mut out, ciphertext_len);
     let start = out.len();
     out.extend_from_slice(plaintext);
@@ -230,11 +250,7 @@ pub(crate) fn seal(
     let cipher = Aes256Gcm::new(&keys.aes_key.into());
     let nonce = Nonce::from(keys.nonce);
     let gcm_tag = cipher
-        .encrypt_inout_detached(
-            &nonce,
-            &aad(&header_bytes, session_ad),
-            (&mut out[start..]).into(),
-        )
+        .encrypt_inout_detached(&nonce, &aad_buf[..aad_len], (&mut out[start..]).into())
         .map_err(|_| Error::PlaintextTooLarge {
             len: plaintext.len(),
             max: MAX_PLAINTEXT_LEN,
@@ -242,7 +258,7 @@ pub(crate) fn seal(
     out.extend_from_slice(&gcm_tag);
     let tag = kdf::hmac(
         &keys.mac_key,
-        &[&header_bytes, session_ad, &keys.nonce, &out[start..]],
+        &[&out[..header_len], session_ad, &keys.nonce, &out[start..]],
     );
     out.extend_from_slice(&tag);
     Ok(out)
@@ -273,10 +289,12 @@ pub(crate) fn open(
     let gcm_tag = Tag::try_from(&envelope.ciphertext[split..]).map_err(|_| Error::DecryptFailed)?;
     let cipher = Aes256Gcm::new(&keys.aes_key.into());
     let nonce = Nonce::from(keys.nonce);
+    let mut aad_buf = [0u8; MAX_HEADER_LEN + 32];
+    let aad_len = aad(envelope.header_bytes, session_ad, &mut aad_buf)?;
     if cipher
         .decrypt_inout_detached(
             &nonce,
-            &aad(envelope.header_bytes, session_ad),
+            &aad_buf[..aad_len],
             buf.as_mut_slice().into(),
             &gcm_tag,
         )
@@ -340,5 +358,42 @@ impl EnvelopeHeader {
     /// The message counter within the epoch.
     pub fn counter(&self) -> u32 {
         self.counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `MAX_HEADER_LEN` is exact: the largest possible header fits, byte for byte.
+    #[test]
+    fn largest_header_fits_max_header_len_exactly() {
+        let message = MessageHeader {
+            session_id: [0xAA; 16],
+            epoch: u32::MAX,
+            parent: u32::MAX,
+            counter: u32::MAX,
+            previous: Some(Previous {
+                epoch: u32::MAX,
+                length: u32::MAX,
+            }),
+            ratchet_key: [0xBB; 32],
+        };
+        let header = WireHeader {
+            version: PROTOCOL_VERSION,
+            suite: SUITE_V1,
+            body: HeaderBody::Initial {
+                message,
+                setup: SetupHeader {
+                    base_key: [0xCC; 32],
+                    signed_prekey_id: u32::MAX,
+                    one_time_prekey_id: Some(u32::MAX),
+                    sealed_identity: [0xDD; SEALED_IDENTITY_LEN],
+                },
+            },
+        };
+        assert_eq!(encode_header(&header).unwrap().len(), MAX_HEADER_LEN);
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        assert!(postcard::to_slice(&header, &mut buf).is_ok());
     }
 }

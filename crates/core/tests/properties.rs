@@ -1,31 +1,25 @@
-//! Property tests of the whole protocol through the public API (spec sections 11, 12, 13):
-//!
-//! - random two-party conversations (sends both ways, loss, reordering, duplication, clock
-//!   advance, per-party clock skew, small `rotate_after_messages`, state restored from
-//!   `to_bytes()` at random points): every delivered envelope opens exactly once with the right
-//!   plaintext, every duplicate is rejected, nothing panics, a failed open changes nothing, and
-//!   the parties can still talk at the end;
-//! - integrity: any single byte or bit changed, truncation or extension of an initial or
-//!   follow-up envelope is rejected and leaves session or account byte-for-byte unchanged;
-//! - decoding never panics on arbitrary or mutated bytes, and restored mutated state is safe to
-//!   use.
+//! Property tests of whole conversations through the public API (spec sections 11, 12, 13):
+//! random two-party conversations (sends both ways, loss, reordering, duplication, clock
+//! advance, per-party clock skew, small `rotate_after_messages`, state restored from
+//! `to_bytes()` at random points): every delivered envelope opens exactly once with the right
+//! plaintext, every duplicate is rejected, nothing panics, a failed open changes nothing, and
+//! the parties can still talk at the end. Tampered envelopes and hostile input to the decoders
+//! are in `properties_integrity.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod security_support;
-
-use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use rand_chacha::ChaCha20Rng;
 use sealwire_core::{
-    Account, EnvelopeHeader, EnvelopeKind, Error, IdentityKeyPair, PrekeyBundle, PublicIdentity,
-    Session, SessionConfig, Timestamp,
+    Account, EnvelopeHeader, EnvelopeKind, Error, IdentityKeyPair, PublicIdentity, Session,
+    SessionConfig, Timestamp,
 };
 use security_support::{
-    account_state, at, config, established, new_account, roomy_config, set_account_session_config,
-    state, text, verified_bundle,
+    account_state, at, config, new_account, roomy_config, set_account_session_config, state, text,
+    verified_bundle,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +336,50 @@ impl World {
     }
 }
 
+/// One random conversation: the setup, the operations, and the order in which the envelopes
+/// still in flight at the end are delivered.
+#[derive(Debug, Clone)]
+struct Script {
+    seed: u64,
+    rotate: u32,
+    one_time: bool,
+    skews: (u64, u64),
+    ops: Vec<Op>,
+    flush: Vec<Index>,
+}
+
+/// Rotation after 1 to 6 messages, with or without a one-time prekey, clock skews up to an
+/// hour, up to 89 operations.
+fn script() -> impl Strategy<Value = Script> {
+    (
+        any::<u64>(),
+        1u32..=6,
+        any::<bool>(),
+        (0u64..3_600, 0u64..3_600),
+        prop::collection::vec(op(), 1..90),
+        prop::collection::vec(any::<Index>(), 0..40),
+    )
+        .prop_map(|(seed, rotate, one_time, skews, ops, flush)| Script {
+            seed,
+            rotate,
+            one_time,
+            skews,
+            ops,
+            flush,
+        })
+}
+
+impl Script {
+    /// Runs every operation, then [`World::finish`], judged by `oracle`.
+    fn play(&self, oracle: Oracle, config: SessionConfig) -> Result<(), TestCaseError> {
+        let mut world = World::new(self.seed, oracle, config, self.one_time, self.skews);
+        for op in &self.ops {
+            world.run(op)?;
+        }
+        world.finish(&self.flush)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -350,19 +388,8 @@ proptest! {
     /// interleaving, loss, reordering and duplication, every envelope opens exactly once with
     /// its plaintext, and the parties can always talk.
     #[test]
-    fn random_conversations_open_every_envelope_exactly_once(
-        seed in any::<u64>(),
-        rotate in 1u32..=6,
-        one_time in any::<bool>(),
-        skews in (0u64..3_600, 0u64..3_600),
-        ops in prop::collection::vec(op(), 1..90),
-        flush in prop::collection::vec(any::<Index>(), 0..40),
-    ) {
-        let mut world = World::new(seed, Oracle::Strict, roomy_config(rotate), one_time, skews);
-        for op in &ops {
-            world.run(op)?;
-        }
-        world.finish(&flush)?;
+    fn random_conversations_open_every_envelope_exactly_once(script in script()) {
+        script.play(Oracle::Strict, roomy_config(script.rotate))?;
     }
 
     /// The same with the default bounds (and small rotation counts, which reach them quickly):
@@ -370,424 +397,9 @@ proptest! {
     /// epoch (spec 12.2, 13 "Forward secrecy has a window", "Lost epochs beyond bounds"), but
     /// only with `UnknownEpoch`, `StaleMessage` or `TooFarAhead`, never with a wrong plaintext,
     /// never twice, never with a state change. Liveness under default bounds is not asserted
-    /// here: see `bounds.rs::crossing_rotations_beyond_max_own_epochs_do_not_deadlock`.
+    /// here: see `bounds_epochs.rs::crossing_rotations_beyond_max_own_epochs_do_not_deadlock`.
     #[test]
-    fn random_conversations_with_default_bounds_are_safe(
-        seed in any::<u64>(),
-        rotate in 1u32..=6,
-        one_time in any::<bool>(),
-        skews in (0u64..3_600, 0u64..3_600),
-        ops in prop::collection::vec(op(), 1..90),
-        flush in prop::collection::vec(any::<Index>(), 0..40),
-    ) {
-        let config = config(|c| c.rotate_after_messages = rotate);
-        let mut world = World::new(seed, Oracle::Safety, config, one_time, skews);
-        for op in &ops {
-            world.run(op)?;
-        }
-        world.finish(&flush)?;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Integrity
-// ---------------------------------------------------------------------------------------------
-
-/// Every variant of `envelope` described by the edits: a byte XORed with a non-zero value, a
-/// single bit flipped, a truncation, a byte appended, a byte prepended.
-fn tampered(
-    envelope: &[u8],
-    bytes: &[(Index, u8)],
-    bits: &[(Index, u32)],
-    cut: &Index,
-    extra: u8,
-) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for (index, xor) in bytes {
-        let mut e = envelope.to_vec();
-        e[index.index(envelope.len())] ^= *xor;
-        out.push(e);
-    }
-    for (index, bit) in bits {
-        let mut e = envelope.to_vec();
-        e[index.index(envelope.len())] ^= 1 << bit;
-        out.push(e);
-    }
-    out.push(envelope[..cut.index(envelope.len())].to_vec());
-    let mut appended = envelope.to_vec();
-    appended.push(extra);
-    out.push(appended);
-    let mut prepended = vec![extra];
-    prepended.extend_from_slice(envelope);
-    out.push(prepended);
-    out
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-    /// Follow-up envelopes, either direction, at various positions (in order or ahead of
-    /// undelivered ones, possibly after a rotation) and sizes.
-    #[test]
-    fn tampered_follow_up_envelopes_never_open_and_change_nothing(
-        seed in any::<u64>(),
-        from_alice in any::<bool>(),
-        rotate in 1u32..=4,
-        earlier in 0usize..5,
-        deliver_earlier in any::<bool>(),
-        len in prop_oneof![3 => 0usize..64, 1 => 0usize..1_500],
-        bytes in prop::collection::vec((any::<Index>(), 1u8..=255), 1..10),
-        bits in prop::collection::vec((any::<Index>(), 0u32..8), 1..10),
-        cut in any::<Index>(),
-        extra in any::<u8>(),
-    ) {
-        let cfg = config(|c| c.rotate_after_messages = rotate);
-        let mut p = established(seed, cfg.clone(), cfg);
-        let (sender, receiver) = if from_alice {
-            (&mut p.alice, &mut p.bob)
-        } else {
-            (&mut p.bob, &mut p.alice)
-        };
-        for i in 0..earlier {
-            let e = sender.seal(&text("earlier", i, 8), &mut p.rng, at(1)).unwrap();
-            if deliver_earlier {
-                receiver.open(&e, at(1)).unwrap();
-            }
-        }
-        let plaintext = text("target", 0, len);
-        let envelope = sender.seal(&plaintext, &mut p.rng, at(1)).unwrap();
-        let before = state(receiver);
-        for bad in tampered(&envelope, &bytes, &bits, &cut, extra) {
-            prop_assert_ne!(&bad, &envelope);
-            let result = receiver.open(&bad, at(1));
-            prop_assert!(result.is_err(), "tampered envelope opened");
-            prop_assert_eq!(state(receiver), before.clone());
-        }
-        prop_assert_eq!(receiver.open(&envelope, at(1)).unwrap(), plaintext);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-    /// Initial envelopes (the first or a later one of the session, with or without a one-time
-    /// prekey): tampered ones are refused by `Account::accept` with the account unchanged, and
-    /// by the responder's session once it exists, with the session unchanged.
-    #[test]
-    fn tampered_initial_envelopes_are_never_accepted_and_change_nothing(
-        seed in any::<u64>(),
-        one_time in any::<bool>(),
-        rotate in 1u32..=3,
-        earlier in 0usize..4,
-        len in prop_oneof![3 => 0usize..64, 1 => 0usize..1_000],
-        bytes in prop::collection::vec((any::<Index>(), 1u8..=255), 1..4),
-        bits in prop::collection::vec((any::<Index>(), 0u32..8), 1..4),
-        cut in any::<Index>(),
-        extra in any::<u8>(),
-    ) {
-        let mut rng = security_support::rng(seed);
-        let mut bob = new_account(&mut rng, at(0));
-        let bundle = verified_bundle(&mut bob, one_time, &mut rng, at(0));
-        let alice_identity = IdentityKeyPair::generate(&mut rng);
-        let cfg = config(|c| c.rotate_after_messages = rotate);
-        let mut alice = Session::initiate(&alice_identity, &bundle, cfg, &mut rng, at(0)).unwrap();
-        for i in 0..earlier {
-            alice.seal(&text("lost", i, 4), &mut rng, at(0)).unwrap();
-        }
-        let plaintext = text("initial", 0, len);
-        let envelope = alice.seal(&plaintext, &mut rng, at(0)).unwrap();
-        let later = alice.seal(b"later", &mut rng, at(0)).unwrap();
-        prop_assert_eq!(EnvelopeHeader::parse(&later).unwrap().kind(), EnvelopeKind::Initial);
-
-        let before = account_state(&bob);
-        for bad in tampered(&envelope, &bytes, &bits, &cut, extra) {
-            prop_assert!(bob.accept(&bad, at(0)).is_err(), "tampered initial envelope accepted");
-            prop_assert_eq!(account_state(&bob), before.clone());
-        }
-        let accepted = bob.accept(&envelope, at(0)).unwrap();
-        prop_assert_eq!(&accepted.plaintext, &plaintext);
-        let mut session = accepted.session;
-        let before = state(&session);
-        for bad in tampered(&later, &bytes, &bits, &cut, extra) {
-            prop_assert!(session.open(&bad, at(0)).is_err(), "tampered initial envelope opened");
-            prop_assert_eq!(state(&session), before.clone());
-        }
-        prop_assert_eq!(session.open(&later, at(0)).unwrap(), b"later".to_vec());
-    }
-}
-
-/// Deterministic and exhaustive over positions: every byte of an initial and of a follow-up
-/// envelope, changed on its own (lowest bit and highest bit), is rejected without a state
-/// change, by the session and (for the initial envelope) by `Account::accept`.
-#[test]
-fn every_single_byte_change_is_rejected() {
-    let mut rng = security_support::rng(400);
-    let mut bob_account = new_account(&mut rng, at(0));
-    let bundle = verified_bundle(&mut bob_account, true, &mut rng, at(0));
-    let alice_identity = IdentityKeyPair::generate(&mut rng);
-    let mut alice = Session::initiate(
-        &alice_identity,
-        &bundle,
-        SessionConfig::default(),
-        &mut rng,
-        at(0),
-    )
-    .unwrap();
-    let first = alice.seal(b"first", &mut rng, at(0)).unwrap();
-    let second = alice.seal(b"second", &mut rng, at(0)).unwrap();
-
-    let before = account_state(&bob_account);
-    for index in 0..first.len() {
-        let mut bad = first.clone();
-        bad[index] ^= 0x01;
-        assert!(bob_account.accept(&bad, at(0)).is_err(), "byte {index}");
-        assert_eq!(account_state(&bob_account), before, "byte {index}");
-    }
-    let mut bob = bob_account.accept(&first, at(0)).unwrap().session;
-    let reply = bob.seal(b"reply", &mut rng, at(0)).unwrap();
-
-    for (receiver, envelope, plaintext) in [
-        (&mut bob, &second, b"second".as_slice()),
-        (&mut alice, &reply, b"reply".as_slice()),
-    ] {
-        let before = state(receiver);
-        for index in 0..envelope.len() {
-            for xor in [0x01, 0x80] {
-                let mut bad = envelope.clone();
-                bad[index] ^= xor;
-                assert!(
-                    receiver.open(&bad, at(0)).is_err(),
-                    "byte {index} ^ {xor:#x}"
-                );
-                assert_eq!(state(receiver), before, "byte {index} ^ {xor:#x}");
-            }
-        }
-        for cut in 0..envelope.len() {
-            assert!(receiver.open(&envelope[..cut], at(0)).is_err(), "cut {cut}");
-        }
-        assert_eq!(state(receiver), before);
-        assert_eq!(receiver.open(envelope, at(0)).unwrap(), plaintext);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Decoding
-// ---------------------------------------------------------------------------------------------
-
-/// Valid encodings of every decodable type, and serialized sessions to open things with.
-struct Samples {
-    encodings: Vec<Vec<u8>>,
-    alice_state: Vec<u8>,
-    bob_state: Vec<u8>,
-    account_state: Vec<u8>,
-    envelopes: Vec<Vec<u8>>,
-}
-
-fn samples() -> &'static Samples {
-    static SAMPLES: OnceLock<Samples> = OnceLock::new();
-    SAMPLES.get_or_init(|| {
-        let mut p = established(
-            500,
-            config(|c| c.rotate_after_messages = 2),
-            SessionConfig::default(),
-        );
-        let opk = p
-            .bob_account
-            .generate_one_time_prekeys(3, &mut p.rng)
-            .unwrap();
-        let bundle_with = p.bob_account.bundle(Some(opk[0].id)).unwrap().to_bytes();
-        let bundle_without = p.bob_account.bundle(None).unwrap().to_bytes();
-        let verified = verified_bundle(&mut p.bob_account, true, &mut p.rng, at(0));
-        let mut other = Session::initiate(
-            &p.alice_identity,
-            &verified,
-            SessionConfig::default(),
-            &mut p.rng,
-            at(0),
-        )
-        .unwrap();
-        let mut envelopes = vec![other.seal(b"initial", &mut p.rng, at(0)).unwrap()];
-        for i in 0..4 {
-            envelopes.push(p.alice.seal(&[i; 10], &mut p.rng, at(1)).unwrap());
-            envelopes.push(p.bob.seal(&[i; 100], &mut p.rng, at(1)).unwrap());
-        }
-        // Leave some skipped keys and skipped epochs in the states.
-        p.bob.open(&envelopes[7], at(1)).unwrap();
-        p.alice.open(&envelopes[8], at(1)).unwrap();
-        let mut encodings = vec![
-            bundle_with,
-            bundle_without,
-            p.alice_identity.public().to_bytes().to_vec(),
-            p.alice_identity.to_bytes().expose_secret().to_vec(),
-            state(&p.alice),
-            state(&p.bob),
-            account_state(&p.bob_account),
-        ];
-        encodings.extend(envelopes.iter().cloned());
-        Samples {
-            encodings,
-            alice_state: state(&p.alice),
-            bob_state: state(&p.bob),
-            account_state: account_state(&p.bob_account),
-            envelopes,
-        }
-    })
-}
-
-/// Live sessions and an account to feed decoded input to. Kept per thread across cases (a
-/// refused input leaves them unchanged, which is asserted); restored afresh after any input
-/// that was accepted.
-struct Receivers {
-    alice: Session,
-    bob: Session,
-    account: Account,
-}
-
-impl Receivers {
-    fn fresh() -> Receivers {
-        let samples = samples();
-        Receivers {
-            alice: Session::from_bytes(&samples.alice_state).unwrap(),
-            bob: Session::from_bytes(&samples.bob_state).unwrap(),
-            account: Account::from_bytes(&samples.account_state).unwrap(),
-        }
-    }
-}
-
-thread_local! {
-    static RECEIVERS: std::cell::RefCell<Receivers> = std::cell::RefCell::new(Receivers::fresh());
-}
-
-/// Feeds `bytes` to every decoder; anything that decodes is then used.
-fn decode_everything(bytes: &[u8]) {
-    let samples = samples();
-    let now = at(2);
-    let _ = EnvelopeHeader::parse(bytes);
-    if let Ok(bundle) = PrekeyBundle::from_bytes(bytes) {
-        assert_eq!(bundle.to_bytes(), bytes, "bundle decoding is not canonical");
-        let _ = bundle.verify(&Default::default(), now);
-    }
-    if let Ok(identity) = PublicIdentity::from_bytes(bytes) {
-        assert_eq!(identity.to_bytes().as_slice(), bytes);
-    }
-    if let Ok(identity) = IdentityKeyPair::from_bytes(bytes) {
-        let _ = identity.public().to_bytes();
-        let _ = identity.to_bytes();
-    }
-    RECEIVERS.with(|cell| {
-        let mut receivers = cell.borrow_mut();
-        let mut accepted_something = false;
-        let Receivers {
-            alice,
-            bob,
-            account,
-        } = &mut *receivers;
-        for session in [alice, bob] {
-            let before = state(session);
-            match session.open(bytes, now) {
-                Ok(_) => accepted_something = true,
-                Err(_) => assert_eq!(state(session), before, "refused input changed a session"),
-            }
-        }
-        let before = account_state(account);
-        match account.accept(bytes, now) {
-            Ok(_) => accepted_something = true,
-            Err(_) => assert_eq!(
-                account_state(account),
-                before,
-                "refused input changed the account"
-            ),
-        }
-        if accepted_something {
-            *receivers = Receivers::fresh();
-        }
-    });
-    // Restored from arbitrary bytes: whatever is accepted must be usable without panicking.
-    if let Ok(mut session) = Session::from_bytes(bytes) {
-        for envelope in &samples.envelopes {
-            let _ = session.open(envelope, now);
-        }
-        let _ = session.to_bytes();
-        let _ = format!("{session:?}");
-    }
-    if let Ok(mut account) = Account::from_bytes(bytes) {
-        for envelope in &samples.envelopes {
-            let _ = account.accept(envelope, now);
-        }
-        let _ = account.bundle(None);
-        let _ = account.to_bytes();
-        let _ = format!("{account:?}");
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Mutation {
-    Set(Index, u8),
-    Xor(Index, u8),
-    Insert(Index, u8),
-    Remove(Index),
-    Truncate(Index),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        3 => (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
-        3 => (any::<Index>(), 1u8..=255).prop_map(|(i, b)| Mutation::Xor(i, b)),
-        1 => (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-        1 => any::<Index>().prop_map(Mutation::Remove),
-        1 => any::<Index>().prop_map(Mutation::Truncate),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
-    if bytes.is_empty() {
-        if let Mutation::Insert(_, b) = mutation {
-            bytes.push(*b);
-        }
-        return;
-    }
-    let len = bytes.len();
-    match mutation {
-        Mutation::Set(i, b) => bytes[i.index(len)] = *b,
-        Mutation::Xor(i, b) => bytes[i.index(len)] ^= *b,
-        Mutation::Insert(i, b) => bytes.insert(i.index(len + 1), *b),
-        Mutation::Remove(i) => {
-            bytes.remove(i.index(len));
-        }
-        Mutation::Truncate(i) => bytes.truncate(i.index(len)),
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
-    /// Arbitrary bytes, alone and behind a valid version and suite (to reach the header
-    /// decoder), never make a decoder panic.
-    #[test]
-    fn arbitrary_bytes_never_panic_any_decoder(
-        bytes in prop::collection::vec(any::<u8>(), 0..700),
-    ) {
-        decode_everything(&bytes);
-        let mut framed = vec![1u8, 1];
-        framed.extend_from_slice(&bytes);
-        decode_everything(&framed);
-        let mut state_like = vec![1u8];
-        state_like.extend_from_slice(&bytes);
-        decode_everything(&state_like);
-    }
-
-    /// Valid encodings (envelopes, bundles, identities, session, account and identity state)
-    /// with a few random mutations never make any decoder panic; what still decodes is usable.
-    #[test]
-    fn mutated_valid_encodings_never_panic_any_decoder(
-        which in any::<Index>(),
-        mutations in prop::collection::vec(mutation(), 1..4),
-    ) {
-        let samples = samples();
-        let mut bytes = samples.encodings[which.index(samples.encodings.len())].clone();
-        for m in &mutations {
-            apply(&mut bytes, m);
-        }
-        decode_everything(&bytes);
+    fn random_conversations_with_default_bounds_are_safe(script in script()) {
+        script.play(Oracle::Safety, config(|c| c.rotate_after_messages = script.rotate))?;
     }
 }

@@ -11,7 +11,7 @@
 //! SEALWIRE_WRITE_VECTORS=1 cargo test -p sealwire-core --lib vectors
 //! ```
 //!
-//! `crates/core/tests/vectors.rs` checks the files independently, from the primitives alone.
+//! `crates/core/tests/vectors/` checks the files independently, from the primitives alone.
 
 mod conversation;
 mod keys;

@@ -1,5 +1,6 @@
-//! Helpers shared by the security test files (`properties.rs`, `bounds.rs`, `account.rs`,
-//! `adversarial.rs`, `secrecy.rs`, `redaction.rs`, `fingerprint.rs`).
+//! Helpers shared by the test files that drive the public API (`properties*.rs`, `bounds*.rs`,
+//! `account.rs`, `adversarial.rs`, `secrecy.rs`, `redaction.rs`, `fingerprint.rs`,
+//! `conversation.rs`). `vectors/` deliberately shares nothing with them.
 //!
 //! Each test crate uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -75,6 +76,31 @@ pub(crate) fn verified_bundle(
         .expect("own bundle verifies")
 }
 
+/// Bob's account and Alice's session initiated from his bundle, before anything was sealed.
+pub(crate) struct Initiated {
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) alice_identity: IdentityKeyPair,
+    pub(crate) alice: Session,
+    pub(crate) bob_account: Account,
+}
+
+/// Sets up an [`Initiated`] pair at `at(0)`: Bob's bundle has a one-time prekey if `one_time`;
+/// Alice's session has `alice_config`.
+pub(crate) fn initiated(seed: u64, one_time: bool, alice_config: SessionConfig) -> Initiated {
+    let mut rng = rng(seed);
+    let mut bob_account = new_account(&mut rng, at(0));
+    let bundle = verified_bundle(&mut bob_account, one_time, &mut rng, at(0));
+    let alice_identity = IdentityKeyPair::generate(&mut rng);
+    let alice =
+        Session::initiate(&alice_identity, &bundle, alice_config, &mut rng, at(0)).expect("init");
+    Initiated {
+        rng,
+        alice_identity,
+        alice,
+        bob_account,
+    }
+}
+
 /// Two parties with an established session: Alice initiated, Bob accepted Alice's first
 /// message and replied, and Alice opened the reply.
 pub(crate) struct Established {
@@ -85,19 +111,20 @@ pub(crate) struct Established {
     pub(crate) bob: Session,
 }
 
-/// Sets up an [`Established`] pair at `at(0)`, with the given session configurations.
+/// Sets up an [`Established`] pair at `at(0)` (from an [`Initiated`] one, with a one-time
+/// prekey), with the given session configurations.
 pub(crate) fn established(
     seed: u64,
     alice_config: SessionConfig,
     bob_config: SessionConfig,
 ) -> Established {
-    let mut rng = rng(seed);
-    let mut bob_account = new_account(&mut rng, at(0));
+    let Initiated {
+        mut rng,
+        alice_identity,
+        mut alice,
+        mut bob_account,
+    } = initiated(seed, true, alice_config);
     set_account_session_config(&mut bob_account, bob_config);
-    let bundle = verified_bundle(&mut bob_account, true, &mut rng, at(0));
-    let alice_identity = IdentityKeyPair::generate(&mut rng);
-    let mut alice =
-        Session::initiate(&alice_identity, &bundle, alice_config, &mut rng, at(0)).expect("init");
     let first = alice.seal(b"hello Bob", &mut rng, at(0)).expect("seal");
     let accepted = bob_account.accept(&first, at(0)).expect("accept");
     assert_eq!(accepted.plaintext, b"hello Bob");
@@ -122,6 +149,32 @@ pub(crate) fn account_state(account: &Account) -> Vec<u8> {
     account.to_bytes().expose_secret().to_vec()
 }
 
+/// Seals `count` messages from `session` at `now`: message `i` is `text(tag, i, 12)`.
+pub(crate) fn burst(
+    session: &mut Session,
+    rng: &mut ChaCha20Rng,
+    tag: &str,
+    count: usize,
+    now: Timestamp,
+) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| session.seal(&text(tag, i, 12), rng, now).unwrap())
+        .collect()
+}
+
+/// Opens `envelope` expecting a refusal, checks that the session is unchanged, and returns the
+/// error.
+#[track_caller]
+pub(crate) fn open_refused(session: &mut Session, envelope: &[u8], now: Timestamp) -> Error {
+    let before = state(session);
+    let err = match session.open(envelope, now) {
+        Ok(plaintext) => panic!("open succeeded ({plaintext:?}), expected a refusal"),
+        Err(err) => err,
+    };
+    assert_eq!(state(session), before, "a failed open changed the session");
+    err
+}
+
 /// Opens `envelope` expecting the error `expected`, and checks that the session is unchanged.
 #[track_caller]
 pub(crate) fn expect_open_err(
@@ -130,9 +183,24 @@ pub(crate) fn expect_open_err(
     now: Timestamp,
     expected: Error,
 ) {
-    let before = state(session);
-    assert_eq!(session.open(envelope, now), Err(expected));
-    assert_eq!(state(session), before, "a failed open changed the session");
+    assert_eq!(open_refused(session, envelope, now), expected);
+}
+
+/// Accepts `envelope` expecting a refusal, checks that the account is unchanged, and returns
+/// the error.
+#[track_caller]
+pub(crate) fn accept_refused(account: &mut Account, envelope: &[u8], now: Timestamp) -> Error {
+    let before = account_state(account);
+    let err = match account.accept(envelope, now) {
+        Ok(_) => panic!("accept succeeded, expected a refusal"),
+        Err(err) => err,
+    };
+    assert_eq!(
+        account_state(account),
+        before,
+        "a failed accept changed the account"
+    );
+    err
 }
 
 /// Accepts `envelope` expecting the error `expected`, and checks that the account is unchanged.
@@ -143,16 +211,7 @@ pub(crate) fn expect_accept_err(
     now: Timestamp,
     expected: Error,
 ) {
-    let before = account_state(account);
-    match account.accept(envelope, now) {
-        Ok(_) => panic!("accept succeeded, expected {expected:?}"),
-        Err(err) => assert_eq!(err, expected),
-    }
-    assert_eq!(
-        account_state(account),
-        before,
-        "a failed accept changed the account"
-    );
+    assert_eq!(accept_refused(account, envelope, now), expected);
 }
 
 /// The epoch and counter in an envelope's public header.

@@ -115,18 +115,25 @@ impl PublicIdentity {
         signature: &[u8; 64],
     ) -> Result<()> {
         let label_len = application_label_len(label)?;
-        let signed: Vec<u8> = [LABEL_APPLICATION, &label_len, label, message].concat();
-        self.signing
-            .verify_strict(&signed, &Signature::from_bytes(signature))
-            .map_err(|_| Error::InvalidSignature("application signature"))
+        self.verify(
+            &[LABEL_APPLICATION, &label_len, label, message],
+            signature,
+            "application signature",
+        )
     }
 
-    /// Verifies an Ed25519 signature by this identity over `LABEL ‖ message` parts.
-    pub(crate) fn verify(&self, parts: &[&[u8]], signature: &[u8; 64]) -> Result<()> {
+    /// Verifies (strictly) an Ed25519 signature by this identity over the concatenated
+    /// `parts`; `what` names the signed object in the error.
+    pub(crate) fn verify(
+        &self,
+        parts: &[&[u8]],
+        signature: &[u8; 64],
+        what: &'static str,
+    ) -> Result<()> {
         let message: Vec<u8> = parts.concat();
         self.signing
             .verify_strict(&message, &Signature::from_bytes(signature))
-            .map_err(|_| Error::InvalidSignature("signed prekey"))
+            .map_err(|_| Error::InvalidSignature(what))
     }
 }
 

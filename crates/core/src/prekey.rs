@@ -61,6 +61,7 @@ impl SignedPrekey {
                 &self.public_key,
             )],
             &self.signature,
+            "signed prekey",
         )
     }
 }

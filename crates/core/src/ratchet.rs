@@ -426,19 +426,19 @@ impl Ratchet {
         // ratchet key, counters), the newest CLOSED_EPOCH_MEMORY of them within the grace
         // period, so that a replay into them is still recognised as a replay.
         let skipped = &self.skipped;
-        let keyless = |r: &ReceivingEpoch| r.chain.is_none() && skipped.count_in(r.number) == 0;
-        let tombstones: Vec<u32> = self
-            .receiving
-            .iter()
-            .filter(|r| keyless(r))
-            .map(|r| r.number)
-            .collect();
-        let oldest_kept = tombstones
-            .len()
-            .checked_sub(CLOSED_EPOCH_MEMORY)
-            .map_or(0, |i| tombstones[i]);
+        let keyless = |r: &ReceivingEpoch| r.chain.is_none() && !skipped.has_keys(r.number);
+        let tombstones = self.receiving.iter().filter(|r| keyless(r)).count();
+        // `receiving` is ascending, so the first tombstones met are the oldest.
+        let mut excess = tombstones.saturating_sub(CLOSED_EPOCH_MEMORY);
         self.receiving.retain(|r| {
-            !keyless(r) || (r.number >= oldest_kept && now.secs_since(r.created_at) < grace)
+            if !keyless(r) {
+                return true;
+            }
+            if excess > 0 {
+                excess -= 1;
+                return false;
+            }
+            now.secs_since(r.created_at) < grace
         });
 
         // Own epochs: the acknowledged one and every newer one are always kept (the peer may

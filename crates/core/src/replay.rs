@@ -106,6 +106,14 @@ impl SkippedKeys {
         self.entries.range((epoch, 0)..=(epoch, u32::MAX)).count()
     }
 
+    /// True if any key of `epoch` is held (one tree lookup, unlike [`Self::count_in`]).
+    pub(crate) fn has_keys(&self, epoch: u32) -> bool {
+        self.entries
+            .range((epoch, 0)..=(epoch, u32::MAX))
+            .next()
+            .is_some()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -135,14 +143,16 @@ impl SkippedKeys {
                 self.order.remove(&old.seq);
             }
         }
-        let mut evicted = Vec::new();
-        while self.count_in(epoch) > per_epoch_cap {
-            let Some((&oldest, _)) = self.entries.range((epoch, 0)..=(epoch, u32::MAX)).next()
-            else {
-                break;
-            };
-            self.remove(oldest.0, oldest.1);
-            evicted.push(oldest);
+        // The lowest counters of this epoch are its oldest keys: evict the excess in one pass.
+        let excess = self.count_in(epoch).saturating_sub(per_epoch_cap);
+        let mut evicted: Vec<(u32, u32)> = self
+            .entries
+            .range((epoch, 0)..=(epoch, u32::MAX))
+            .take(excess)
+            .map(|(&id, _)| id)
+            .collect();
+        for &(epoch, counter) in &evicted {
+            self.remove(epoch, counter);
         }
         while self.entries.len() > total_cap {
             let Some((_, &oldest)) = self.order.iter().next() else {

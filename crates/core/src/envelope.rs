@@ -39,6 +39,8 @@ pub const MAX_ENVELOPE_LEN: usize = 65_536 + 512;
 pub const SEALED_IDENTITY_LEN: usize = 144;
 /// Length of the HMAC-SHA256 tag.
 pub const MAC_LEN: usize = 32;
+/// The header kind value of a group message (0 and 1 are the pairwise kinds).
+pub(crate) const GROUP_KIND: u8 = 2;
 /// Length of the AES-GCM authentication tag.
 const GCM_TAG_LEN: usize = 16;
 /// Longest possible encoded header: an initial header with every varint at its maximum
@@ -138,20 +140,11 @@ pub(crate) struct ParsedEnvelope<'a> {
 
 /// Splits and checks the framing of an envelope. Never panics, whatever the input.
 pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedEnvelope<'_>> {
-    if bytes.len() > MAX_ENVELOPE_LEN {
-        return Err(Error::TooLarge {
-            what: "envelope",
-            len: bytes.len(),
-            max: MAX_ENVELOPE_LEN,
-        });
-    }
-    match bytes {
-        [] | [_] => return Err(Error::Malformed("envelope (truncated header)")),
-        [version, ..] if *version != PROTOCOL_VERSION => {
-            return Err(Error::UnsupportedVersion(*version));
-        }
-        [_, suite, ..] if *suite != SUITE_V1 => return Err(Error::UnsupportedSuite(*suite)),
-        _ => {}
+    check_prefix(bytes)?;
+    if bytes.get(2) == Some(&GROUP_KIND) {
+        return Err(Error::UnexpectedKind(
+            "a group message: open it with Group::open",
+        ));
     }
     let (header, rest) = postcard::take_from_bytes::<WireHeader>(bytes)
         .map_err(|_| Error::Malformed("envelope header"))?;
@@ -162,28 +155,52 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedEnvelope<'_>> {
     if *canonical != *header_bytes {
         return Err(Error::Malformed("envelope header (not canonical)"));
     }
-    let (ciphertext, after) = postcard::take_from_bytes::<&[u8]>(rest)
-        .map_err(|_| Error::Malformed("envelope ciphertext"))?;
-    let prefix_len = rest.len() - after.len() - ciphertext.len();
-    if prefix_len != varint_len(ciphertext.len()) {
-        return Err(Error::Malformed(
-            "envelope ciphertext length (not canonical)",
-        ));
-    }
+    let (ciphertext, after) = split_ciphertext(rest)?;
     let tag: &[u8; MAC_LEN] = after
         .try_into()
         .map_err(|_| Error::Malformed("envelope tag (must be the last 32 bytes)"))?;
-    if ciphertext.len() < GCM_TAG_LEN || !padding::is_padded_len(ciphertext.len() - GCM_TAG_LEN) {
-        return Err(Error::Malformed(
-            "envelope ciphertext length (not a padded length)",
-        ));
-    }
     Ok(ParsedEnvelope {
         header,
         header_bytes,
         ciphertext,
         tag,
     })
+}
+
+/// Checks the size, version and suite bytes shared by every envelope (pairwise and group).
+pub(crate) fn check_prefix(bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_ENVELOPE_LEN {
+        return Err(Error::TooLarge {
+            what: "envelope",
+            len: bytes.len(),
+            max: MAX_ENVELOPE_LEN,
+        });
+    }
+    match bytes {
+        [] | [_] => Err(Error::Malformed("envelope (truncated header)")),
+        [version, ..] if *version != PROTOCOL_VERSION => Err(Error::UnsupportedVersion(*version)),
+        [_, suite, ..] if *suite != SUITE_V1 => Err(Error::UnsupportedSuite(*suite)),
+        _ => Ok(()),
+    }
+}
+
+/// Splits `varint(len) ‖ ct ‖ rest` after a header: checks that the length prefix is canonical
+/// and that `ct` has a padded length plus the GCM tag. Returns `(ct, rest)`.
+pub(crate) fn split_ciphertext(after_header: &[u8]) -> Result<(&[u8], &[u8])> {
+    let (ciphertext, after) = postcard::take_from_bytes::<&[u8]>(after_header)
+        .map_err(|_| Error::Malformed("envelope ciphertext"))?;
+    let prefix_len = after_header.len() - after.len() - ciphertext.len();
+    if prefix_len != varint_len(ciphertext.len()) {
+        return Err(Error::Malformed(
+            "envelope ciphertext length (not canonical)",
+        ));
+    }
+    if ciphertext.len() < GCM_TAG_LEN || !padding::is_padded_len(ciphertext.len() - GCM_TAG_LEN) {
+        return Err(Error::Malformed(
+            "envelope ciphertext length (not a padded length)",
+        ));
+    }
+    Ok((ciphertext, after))
 }
 
 /// The canonical encoding of a header (the test-vector generator builds headers with it).
@@ -234,11 +251,27 @@ pub(crate) fn seal(
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    let padded_len = padding::padded_len(plaintext.len());
-    let ciphertext_len = padded_len + GCM_TAG_LEN;
+    let ciphertext_len = padding::padded_len(plaintext.len()) + GCM_TAG_LEN;
     let out = Vec::with_capacity(MAX_HEADER_LEN + 3 + ciphertext_len + MAC_LEN);
-    let mut out =
-        postcard::to_extend(header, out).map_err(|_| Error::Malformed("envelope header"))?;
+    let out = postcard::to_extend(header, out).map_err(|_| Error::Malformed("envelope header"))?;
+    seal_after_header(out, keys, session_ad, plaintext)
+}
+
+/// Appends `varint(len) ‖ ct ‖ tag` to `out`, which holds exactly the encoded header. `ad` is
+/// the session AD (pairwise) or the epoch's state hash (group).
+pub(crate) fn seal_after_header(
+    mut out: Vec<u8>,
+    keys: &MessageKeys,
+    session_ad: &[u8; 32],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(Error::PlaintextTooLarge {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_LEN,
+        });
+    }
+    let ciphertext_len = padding::padded_len(plaintext.len()) + GCM_TAG_LEN;
     let header_len = out.len();
     let mut aad_buf = [0u8; MAX_HEADER_LEN + 32];
     let aad_len = aad(&out[..header_len], session_ad, &mut aad_buf)?;
@@ -271,26 +304,47 @@ pub(crate) fn open(
     keys: &MessageKeys,
     session_ad: &[u8; 32],
 ) -> Result<Vec<u8>> {
-    let authentic = kdf::hmac_verify(
-        &keys.mac_key,
-        &[
-            envelope.header_bytes,
-            session_ad,
-            &keys.nonce,
-            envelope.ciphertext,
-        ],
+    if !tag_is_authentic(
+        envelope.header_bytes,
+        envelope.ciphertext,
         envelope.tag,
-    );
-    if !authentic {
+        keys,
+        session_ad,
+    ) {
         return Err(Error::DecryptFailed);
     }
-    let split = envelope.ciphertext.len() - GCM_TAG_LEN;
-    let mut buf = envelope.ciphertext[..split].to_vec();
-    let gcm_tag = Tag::try_from(&envelope.ciphertext[split..]).map_err(|_| Error::DecryptFailed)?;
+    decrypt(envelope.header_bytes, envelope.ciphertext, keys, session_ad)
+}
+
+/// Checks the HMAC tag over `header ‖ ad ‖ nonce ‖ ct` in constant time.
+pub(crate) fn tag_is_authentic(
+    header_bytes: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; MAC_LEN],
+    keys: &MessageKeys,
+    ad: &[u8; 32],
+) -> bool {
+    kdf::hmac_verify(
+        &keys.mac_key,
+        &[header_bytes, ad, &keys.nonce, ciphertext],
+        tag,
+    )
+}
+
+/// AES-GCM decryption and unpadding of `ct` (after the HMAC tag has been checked).
+pub(crate) fn decrypt(
+    header_bytes: &[u8],
+    ciphertext: &[u8],
+    keys: &MessageKeys,
+    session_ad: &[u8; 32],
+) -> Result<Vec<u8>> {
+    let split = ciphertext.len() - GCM_TAG_LEN;
+    let mut buf = ciphertext[..split].to_vec();
+    let gcm_tag = Tag::try_from(&ciphertext[split..]).map_err(|_| Error::DecryptFailed)?;
     let cipher = Aes256Gcm::new(&keys.aes_key.into());
     let nonce = Nonce::from(keys.nonce);
     let mut aad_buf = [0u8; MAX_HEADER_LEN + 32];
-    let aad_len = aad(envelope.header_bytes, session_ad, &mut aad_buf)?;
+    let aad_len = aad(header_bytes, session_ad, &mut aad_buf)?;
     if cipher
         .decrypt_inout_detached(
             &nonce,

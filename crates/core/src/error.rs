@@ -150,6 +150,69 @@ pub enum Error {
     #[error("invalid serialized state: {0}")]
     InvalidState(&'static str),
 
+    /// A group envelope or control message belongs to another group. Route it by its group
+    /// id ([`GroupEnvelopeHeader::group_id`](crate::GroupEnvelopeHeader::group_id),
+    /// [`ControlMessage::group_id`](crate::ControlMessage::group_id)).
+    #[error("belongs to another group: route it by group id")]
+    WrongGroup,
+
+    /// The group message or sender key names an epoch this member has not entered yet: the
+    /// commit that starts it has not been processed. Keep it and retry after processing the
+    /// pending control messages (commits travel separately and may arrive later).
+    #[error(
+        "group epoch {epoch} is ahead of this member's epoch {current}: keep it and retry after the commit"
+    )]
+    EpochAhead {
+        /// The epoch named by the message.
+        epoch: u32,
+        /// This member's current epoch.
+        current: u32,
+    },
+
+    /// No sender key from this sender is held for the message's epoch: its sender-key message
+    /// (sent over the pairwise session before the group message) has not been processed. Keep
+    /// the envelope and retry after processing the sender's pending pairwise messages.
+    #[error(
+        "no sender key from member {sender} for group epoch {epoch}: keep it and retry after the sender's pairwise messages"
+    )]
+    MissingSenderKey {
+        /// The epoch named by the message.
+        epoch: u32,
+        /// The sender's index in that epoch's member list.
+        sender: u32,
+    },
+
+    /// The sender, committer or signer is not a member of the group in the epoch concerned
+    /// (never was, or was removed). The message or change is rejected; the group is unchanged.
+    #[error("not a group member: {0}; rejected, the group is unchanged")]
+    NotAMember(&'static str),
+
+    /// A membership change was signed by a member without the admin role. Rejected by every
+    /// member; the group is unchanged.
+    #[error("not authorized: {0}; only admins change membership, the group is unchanged")]
+    NotAuthorized(&'static str),
+
+    /// A commit's changes are invalid against the group it applies to (for example adding an
+    /// existing member, removing a non-member, or leaving no admin). Nothing was applied.
+    #[error("invalid group change: {0}; nothing was applied")]
+    InvalidChange(&'static str),
+
+    /// A commit builds on an epoch state this member does not hold: either an earlier commit
+    /// has not been processed yet (keep it and retry after the pending control messages), or it
+    /// extends a branch that lost a conflict (drop it once newer commits have been applied).
+    #[error(
+        "commit for group epoch {epoch} builds on an unknown state: retry after pending commits, or drop it"
+    )]
+    UnknownParent {
+        /// The epoch the commit would start.
+        epoch: u32,
+    },
+
+    /// A sender key conflicts with the one already held for the same member and epoch (a
+    /// member cannot change its sender key within an epoch). Rejected; the group is unchanged.
+    #[error("conflicting sender key for the same member and group epoch; rejected")]
+    SenderKeyConflict,
+
     /// Serialized state has a format version this implementation cannot read.
     #[error("unsupported state format version {0}: upgrade sealwire-core")]
     UnsupportedStateVersion(u16),

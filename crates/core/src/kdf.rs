@@ -8,6 +8,9 @@
 //! | chain step | `MK = HMAC-SHA256(CK, 0x01)`, `CK' = HMAC-SHA256(CK, 0x02)` |
 //! | message keys | `HKDF-Expand(PRK = MK, info = LABEL_MESSAGE, 76)` → AES key 32 ‖ MAC key 32 ‖ nonce 12 |
 //! | session AD | `SHA-256(LABEL_SESSION_AD ‖ S_A ‖ X_A ‖ S_B ‖ X_B)`: both identities' key bytes, initiator first |
+//! | group message keys | `HKDF-Expand(PRK = MK, info = LABEL_GROUP_MESSAGE, 76)`, `MK` from the sender chain's chain step |
+//! | group commit hash | `SHA-256(LABEL_GROUP_COMMIT_HASH ‖ commit bytes)` |
+//! | group state hash | `SHA-256(LABEL_GROUP_STATE ‖ group id ‖ be32(epoch) ‖ parent hash ‖ commit hash ‖ be32(n) ‖ (identity ‖ role)*)` ([`crate::group`]) |
 //!
 //! `S_*` and `X_*` are an identity's Ed25519 and X25519 public keys (its 64 "key bytes").
 
@@ -36,6 +39,16 @@ pub(crate) const LABEL_EPOCH: &[u8] = b"sealwire/v1/epoch";
 pub(crate) const LABEL_MESSAGE: &[u8] = b"sealwire/v1/message";
 /// Hash prefix for the session associated data.
 pub(crate) const LABEL_SESSION_AD: &[u8] = b"sealwire/v1/session-ad";
+/// HKDF info for a group message's AES key, MAC key and nonce.
+pub(crate) const LABEL_GROUP_MESSAGE: &[u8] = b"sealwire/v1/group/message";
+/// Ed25519 signature prefix for a group commit (signed by the committer's identity key).
+pub(crate) const LABEL_GROUP_COMMIT: &[u8] = b"sealwire/v1/group/commit";
+/// Hash prefix for a commit's hash.
+pub(crate) const LABEL_GROUP_COMMIT_HASH: &[u8] = b"sealwire/v1/group/commit-hash";
+/// Hash prefix for a group epoch's state hash.
+pub(crate) const LABEL_GROUP_STATE: &[u8] = b"sealwire/v1/group/state";
+/// Ed25519 signature prefix for a group envelope (signed by the sender's epoch signing key).
+pub(crate) const LABEL_GROUP_SIGNATURE: &[u8] = b"sealwire/v1/group/signature";
 
 /// HMAC input byte for a message key.
 const CHAIN_MESSAGE_BYTE: u8 = 0x01;
@@ -130,13 +143,23 @@ pub(crate) struct MessageKeys {
     pub(crate) nonce: [u8; 12],
 }
 
+/// The per-message keys of a pairwise message.
 pub(crate) fn message_keys(message_key: &Secret32) -> MessageKeys {
+    message_keys_with(message_key, LABEL_MESSAGE)
+}
+
+/// The per-message keys of a group message (same construction, its own label).
+pub(crate) fn group_message_keys(message_key: &Secret32) -> MessageKeys {
+    message_keys_with(message_key, LABEL_GROUP_MESSAGE)
+}
+
+fn message_keys_with(message_key: &Secret32, label: &[u8]) -> MessageKeys {
     let hk = match Hkdf::<Sha256>::from_prk(message_key.expose()) {
         Ok(hk) => hk,
         Err(_) => unreachable!("a 32-byte PRK is valid for HKDF-SHA256"),
     };
     let mut out = Zeroizing::new([0u8; 76]);
-    if hk.expand(LABEL_MESSAGE, out.as_mut()).is_err() {
+    if hk.expand(label, out.as_mut()).is_err() {
         unreachable!("76 bytes is a valid HKDF-SHA256 output length");
     }
     let mut keys = MessageKeys {

@@ -58,6 +58,7 @@
 //! | `epoch`, `ratchet` | the epoch tree, sending and receiving chains |
 //! | `replay` | skipped message keys, replay rejection |
 //! | [`envelope`](EnvelopeHeader) | the wire format |
+//! | [`group`](Group) | groups: sender-key epochs, signed group envelopes, roles, commits |
 //! | `padding` | Padmé padding |
 //! | `kdf` | every key derivation and label |
 //!
@@ -73,6 +74,7 @@ mod envelope;
 mod epoch;
 mod error;
 mod fingerprint;
+mod group;
 mod handshake;
 mod identity;
 mod kdf;
@@ -95,6 +97,11 @@ pub use envelope::{
 };
 pub use error::{Error, Result};
 pub use fingerprint::{FINGERPRINT_ITERATIONS, SafetyNumber};
+pub use group::{
+    Change, CommitOutput, ControlKind, ControlMessage, ControlOutcome, GROUP_SIGNATURE_LEN, Group,
+    GroupConfig, GroupEnvelopeHeader, GroupId, GroupOpened, GroupSealed, MAX_COMMIT_CHANGES,
+    MAX_CONTROL_LEN, MAX_GROUP_MEMBERS, Member, MemberRole, SenderKeyMessage,
+};
 pub use identity::{IdentityKeyPair, PUBLIC_IDENTITY_LEN, PublicIdentity};
 pub use padding::{MIN_PADDED_LEN, padded_len};
 pub use prekey::{BundlePolicy, OneTimePrekey, PrekeyBundle, SignedPrekey, VerifiedBundle};

@@ -211,6 +211,14 @@ fn error_class(error: &Error) -> &'static str {
         Error::PrekeyExhausted(_) => "prekey_exhausted",
         Error::InvalidState(_) => "invalid_state",
         Error::UnsupportedStateVersion(_) => "unsupported_state_version",
+        Error::WrongGroup => "wrong_group",
+        Error::EpochAhead { .. } => "epoch_ahead",
+        Error::MissingSenderKey { .. } => "missing_sender_key",
+        Error::NotAMember(_) => "not_a_member",
+        Error::NotAuthorized(_) => "not_authorized",
+        Error::InvalidChange(_) => "invalid_change",
+        Error::UnknownParent { .. } => "unknown_parent",
+        Error::SenderKeyConflict => "sender_key_conflict",
     }
 }
 

@@ -44,15 +44,15 @@
 //! # }
 //! ```
 
-mod chain;
-mod config;
-mod control;
-mod history;
-mod message;
-mod messaging;
-mod persist;
-mod roster;
-mod state;
+pub(crate) mod chain;
+pub(crate) mod config;
+pub(crate) mod control;
+pub(crate) mod history;
+pub(crate) mod message;
+pub(crate) mod messaging;
+pub(crate) mod persist;
+pub(crate) mod roster;
+pub(crate) mod state;
 
 pub use config::GroupConfig;
 pub use control::{ControlKind, ControlMessage, GroupId, MAX_CONTROL_LEN};

@@ -1,14 +1,15 @@
-//! The sealwire demo: two parties set up a session asynchronously and talk, and for every
-//! envelope the demo prints what a relay sees (size, session id, epoch, the bytes) beside what
-//! the recipient reads. Everything runs in memory with fresh keys; nothing is written to disk.
+//! The sealwire demo: two parties set up a session asynchronously and talk, then three form a
+//! group, and for every envelope the demo prints what a relay sees (size, session or group id,
+//! epoch, the bytes) beside what the recipient reads. Everything runs in memory with fresh
+//! keys; nothing is written to disk.
 //!
 //! Run with `cargo run --example demo`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sealwire::core::{
-    Account, BundlePolicy, EnvelopeHeader, IdentityKeyPair, PrekeyBundle, Session, SessionConfig,
-    Timestamp,
+    Account, BundlePolicy, Change, EnvelopeHeader, Group, GroupConfig, GroupEnvelopeHeader,
+    IdentityKeyPair, MemberRole, PrekeyBundle, Session, SessionConfig, Timestamp,
 };
 
 type DemoResult = Result<(), Box<dyn std::error::Error>>;
@@ -143,6 +144,177 @@ fn main() -> DemoResult {
         "  Bob (restored) reads {:?}",
         String::from_utf8_lossy(&restored.open(&envelope, later)?)
     );
-    println!("\nThe relay saw only sizes, random session ids, epoch numbers and ciphertext.");
+    group_demo(now)?;
+    println!(
+        "\nThe relay saw only sizes, random session and group ids, epoch numbers and ciphertext."
+    );
+    Ok(())
+}
+
+/// Two pairwise sessions between `a` and the owner of `b`, established (one message each way).
+fn pair(
+    a: &IdentityKeyPair,
+    b: &mut Account,
+    rng: &mut rand::rngs::ThreadRng,
+    now: Timestamp,
+) -> Result<(Session, Session), Box<dyn std::error::Error>> {
+    let bundle = b.bundle(None)?.verify(&BundlePolicy::default(), now)?;
+    let mut a_side = Session::initiate(a, &bundle, SessionConfig::default(), rng, now)?;
+    let hello = a_side.seal(b"hello", rng, now)?;
+    let mut b_side = b.accept(&hello, now)?.session;
+    a_side.open(&b_side.seal(b"hello", rng, now)?, now)?;
+    Ok((a_side, b_side))
+}
+
+/// Carries a control message over a pairwise session: sealed by `from`, opened by `to`.
+fn carry(
+    from: &mut Session,
+    to: &mut Session,
+    message: &[u8],
+    rng: &mut rand::rngs::ThreadRng,
+    now: Timestamp,
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    Ok(to.open(&from.seal(message, rng, now)?, now)?)
+}
+
+/// Prints the relay's view of a group envelope.
+fn group_relay_view(label: &str, envelope: &[u8]) -> DemoResult {
+    let header = GroupEnvelopeHeader::parse(envelope)?;
+    println!(
+        "  relay sees  {label:<22} {:>5} bytes  group {}  epoch {} sender #{} msg #{}  {}",
+        envelope.len(),
+        header.group_id(),
+        header.epoch(),
+        header.sender(),
+        header.counter(),
+        hex_prefix(&envelope[envelope.len() - 48..], 12),
+    );
+    Ok(())
+}
+
+/// Alice creates a group with Bob and Carol; everyone talks; Alice removes Carol, who cannot
+/// read what follows. Control messages travel over pairwise sessions, group envelopes through
+/// the relay.
+fn group_demo(now: Timestamp) -> DemoResult {
+    let mut rng = rand::rng();
+    println!("\n== a group: Alice (admin), Bob and Carol");
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let mut bob = Account::new(IdentityKeyPair::generate(&mut rng), &mut rng, now);
+    let mut carol = Account::new(IdentityKeyPair::generate(&mut rng), &mut rng, now);
+    let (mut alice_bob, mut bob_alice) = pair(&alice, &mut bob, &mut rng, now)?;
+    let (mut alice_carol, mut carol_alice) = pair(&alice, &mut carol, &mut rng, now)?;
+    let (mut bob_carol, mut carol_bob) = pair(bob.identity(), &mut carol, &mut rng, now)?;
+
+    let mut alice_group = Group::create(&alice, GroupConfig::default(), &mut rng, now)?;
+    let adds = [
+        Change::Add(bob.identity().public().clone(), MemberRole::Member),
+        Change::Add(carol.identity().public().clone(), MemberRole::Member),
+    ];
+    let commit = alice_group.commit(&alice, &adds, now)?;
+    let welcome = commit.welcome.ok_or("an add produces a welcome")?;
+    let to_bob = carry(&mut alice_bob, &mut bob_alice, &welcome, &mut rng, now)?;
+    let to_carol = carry(&mut alice_carol, &mut carol_alice, &welcome, &mut rng, now)?;
+    let config = GroupConfig::default();
+    let bob_id = bob.identity().public().clone();
+    let carol_id = carol.identity().public().clone();
+    let mut bob_group = Group::join(&bob_id, alice.public(), &to_bob, config.clone(), now)?;
+    let mut carol_group = Group::join(&carol_id, alice.public(), &to_carol, config, now)?;
+    println!(
+        "  welcome: {} bytes over each pairwise session; group {} in epoch {} with {} members",
+        welcome.len(),
+        alice_group.id(),
+        alice_group.epoch(),
+        alice_group.members().len()
+    );
+
+    // Alice's first group message carries her sender key, over the pairwise sessions.
+    let sealed = alice_group.seal(b"Welcome to the group!", &mut rng, now)?;
+    let key = sealed.sender_key.ok_or("first message of the epoch")?;
+    let secret = key.message.expose_secret();
+    let for_bob = carry(&mut alice_bob, &mut bob_alice, secret, &mut rng, now)?;
+    let for_carol = carry(&mut alice_carol, &mut carol_alice, secret, &mut rng, now)?;
+    bob_group.receive(alice.public(), &for_bob, now)?;
+    carol_group.receive(alice.public(), &for_carol, now)?;
+    println!(
+        "  Alice's sender key went to {} members over pairwise sessions",
+        key.recipients.len()
+    );
+    group_relay_view("alice -> group", &sealed.envelope)?;
+    let read = |group: &mut Group, envelope: &[u8]| -> Result<String, sealwire::core::Error> {
+        Ok(String::from_utf8_lossy(&group.open(envelope, now)?.plaintext).into_owned())
+    };
+    println!(
+        "  Bob reads   {:?}",
+        read(&mut bob_group, &sealed.envelope)?
+    );
+    println!(
+        "  Carol reads {:?}",
+        read(&mut carol_group, &sealed.envelope)?
+    );
+
+    // Bob answers; his sender key goes to Alice and Carol first.
+    let sealed = bob_group.seal(b"Thanks, Alice.", &mut rng, now)?;
+    let key = sealed.sender_key.ok_or("first message of the epoch")?;
+    let secret = key.message.expose_secret();
+    let for_alice = carry(&mut bob_alice, &mut alice_bob, secret, &mut rng, now)?;
+    let for_carol = carry(&mut bob_carol, &mut carol_bob, secret, &mut rng, now)?;
+    alice_group.receive(&bob_id, &for_alice, now)?;
+    carol_group.receive(&bob_id, &for_carol, now)?;
+    group_relay_view("bob -> group", &sealed.envelope)?;
+    println!(
+        "  Alice reads {:?}",
+        read(&mut alice_group, &sealed.envelope)?
+    );
+    println!(
+        "  Carol reads {:?}",
+        read(&mut carol_group, &sealed.envelope)?
+    );
+
+    println!("\n== Alice removes Carol: a new epoch with fresh sender keys");
+    let commit = alice_group.commit(&alice, &[Change::Remove(carol_id.clone())], now)?;
+    let to_bob = carry(
+        &mut alice_bob,
+        &mut bob_alice,
+        &commit.commit,
+        &mut rng,
+        now,
+    )?;
+    let to_carol = carry(
+        &mut alice_carol,
+        &mut carol_alice,
+        &commit.commit,
+        &mut rng,
+        now,
+    )?;
+    bob_group.receive(alice.public(), &to_bob, now)?;
+    carol_group.receive(alice.public(), &to_carol, now)?;
+    println!(
+        "  epoch {}; Carol still a member by her own state? {}",
+        bob_group.epoch(),
+        carol_group.is_member()
+    );
+    let sealed = alice_group.seal(b"Carol cannot read this.", &mut rng, now)?;
+    let key = sealed.sender_key.ok_or("first message of the new epoch")?;
+    println!(
+        "  Alice's new sender key goes to {} member(s) only",
+        key.recipients.len()
+    );
+    let for_bob = carry(
+        &mut alice_bob,
+        &mut bob_alice,
+        key.message.expose_secret(),
+        &mut rng,
+        now,
+    )?;
+    bob_group.receive(alice.public(), &for_bob, now)?;
+    group_relay_view("alice -> group", &sealed.envelope)?;
+    println!(
+        "  Bob reads   {:?}",
+        read(&mut bob_group, &sealed.envelope)?
+    );
+    match carol_group.open(&sealed.envelope, now) {
+        Err(e) => println!("  Carol cannot: {e}"),
+        Ok(_) => return Err("a removed member read a message sent after her removal".into()),
+    }
     Ok(())
 }

@@ -16,29 +16,61 @@ use crate::replay::{Lookup, SkippedKeys};
 use crate::secret::Secret32;
 use crate::time::Timestamp;
 
-/// A member's own sending chain for one epoch.
+/// A member's own sending chain for one epoch. The signing key is kept expanded (deriving it
+/// from its seed costs a scalar multiplication); it is stored as its seed.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "SendingChainState", into = "SendingChainState")]
 pub(crate) struct SendingChain {
+    chain_key: Secret32,
+    counter: u32,
+    signing: SigningKey,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct SendingChainState {
     chain_key: Secret32,
     counter: u32,
     signing_seed: Secret32,
 }
 
+impl From<SendingChainState> for SendingChain {
+    fn from(state: SendingChainState) -> Self {
+        SendingChain {
+            chain_key: state.chain_key,
+            counter: state.counter,
+            signing: SigningKey::from_bytes(state.signing_seed.expose()),
+        }
+    }
+}
+
+impl From<SendingChain> for SendingChainState {
+    fn from(chain: SendingChain) -> Self {
+        let mut seed = chain.signing.to_bytes();
+        SendingChainState {
+            chain_key: chain.chain_key.clone(),
+            counter: chain.counter,
+            signing_seed: Secret32::take(&mut seed),
+        }
+    }
+}
+
 impl SendingChain {
     pub(crate) fn generate<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let chain_key = Secret32::random(rng);
+        let seed = Secret32::random(rng);
         SendingChain {
-            chain_key: Secret32::random(rng),
+            chain_key,
             counter: 0,
-            signing_seed: Secret32::random(rng),
+            signing: SigningKey::from_bytes(seed.expose()),
         }
     }
 
-    pub(crate) fn signing_key(&self) -> SigningKey {
-        SigningKey::from_bytes(self.signing_seed.expose())
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 
     pub(crate) fn verifying_key(&self) -> [u8; 32] {
-        self.signing_key().verifying_key().to_bytes()
+        self.signing.verifying_key().to_bytes()
     }
 
     /// The chain key and counter of the next message (what a sender key hands out).
@@ -70,8 +102,24 @@ pub(crate) struct ReceivingChain {
     first: u32,
     /// Counters below this whose keys are absent were discarded (bounds or grace), not used.
     discarded_below: u32,
-    #[serde(with = "crate::encoding::fixed")]
-    signing_key: [u8; 32],
+    /// Kept decompressed (decoding a point costs a field inversion); stored as its 32 bytes.
+    #[serde(with = "verifying_key_bytes")]
+    signing_key: VerifyingKey,
+}
+
+/// serde for a [`VerifyingKey`] as its 32-byte encoding (raw bytes in postcard).
+mod verifying_key_bytes {
+    use ed25519_dalek::VerifyingKey;
+    use serde::{Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(key: &VerifyingKey, s: S) -> Result<S::Ok, S::Error> {
+        crate::encoding::fixed::serialize(key.as_bytes(), s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VerifyingKey, D::Error> {
+        let bytes: [u8; 32] = crate::encoding::fixed::deserialize(d)?;
+        VerifyingKey::from_bytes(&bytes).map_err(|_| D::Error::custom("invalid verifying key"))
+    }
 }
 
 /// How to update a receiving chain once a message has opened.
@@ -94,8 +142,7 @@ pub(crate) struct Bounds {
 
 impl ReceivingChain {
     pub(crate) fn new(chain_key: Secret32, counter: u32, signing_key: [u8; 32]) -> Result<Self> {
-        // Reject a key that is not a valid point now, rather than on every message.
-        VerifyingKey::from_bytes(&signing_key)
+        let signing_key = VerifyingKey::from_bytes(&signing_key)
             .map_err(|_| Error::Malformed("sender key signing key"))?;
         if counter == u32::MAX {
             return Err(Error::Malformed("sender key counter"));
@@ -109,14 +156,13 @@ impl ReceivingChain {
         })
     }
 
-    pub(crate) fn signing_key(&self) -> Result<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.signing_key)
-            .map_err(|_| Error::InvalidState("sender key signing key"))
+    pub(crate) fn signing_key(&self) -> &VerifyingKey {
+        &self.signing_key
     }
 
     /// True if this chain was created from exactly this sender key material.
     pub(crate) fn same_origin(&self, signing_key: &[u8; 32]) -> bool {
-        self.signing_key == *signing_key
+        self.signing_key.as_bytes() == signing_key
     }
 
     /// Records that the key of `counter` was discarded (evicted or expired).

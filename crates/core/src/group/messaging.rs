@@ -57,7 +57,7 @@ impl Group {
             &header,
             &keys,
             &state.state_hash,
-            &chain.signing_key(),
+            chain.signing_key(),
             plaintext,
         )?;
         state.sending = Some(chain);
@@ -153,7 +153,7 @@ impl Group {
         let (message_key, plan) =
             chain.resolve(header.sender, header.counter, &state.skipped, now, &bounds)?;
         let keys = kdf::group_message_keys(&message_key);
-        let plaintext = message::open(&parsed, &keys, &state.state_hash, &chain.signing_key()?)?;
+        let plaintext = message::open(&parsed, &keys, &state.state_hash, chain.signing_key())?;
         let opened = GroupOpened {
             sender: sender.identity().clone(),
             epoch: header.epoch,

@@ -1,0 +1,277 @@
+//! Criterion benchmarks of sealwire groups, through the public API.
+//!
+//! Run with `cargo bench -p sealwire-core --bench group`. Seeded `ChaCha20Rng`s make runs
+//! reproducible; building the groups, handing out sender keys and sealing the envelopes an
+//! `open` benchmark consumes all happen outside the timed region.
+//!
+//! Groups:
+//! - `group_seal/M`, `group_open/M`: one 256-byte message in a group of M members, in steady
+//!   state (the sender key already handed out). The cost must not depend on M.
+//! - `group_floor/*`: what a group message cannot avoid: the pairwise floor (AES-256-GCM and
+//!   HMAC-SHA256 of the padded plaintext, fixed keys) plus one Ed25519 signature (seal) or one
+//!   strict verification (open).
+//! - `group_commit/M`: an admin commits the removal of one member from a group of M members
+//!   (signing, validating and entering the new epoch); `group_receive_commit/M`: a member
+//!   applies it.
+//! - `group_first_seal/M`: the first message of an epoch, which draws a sender key and encodes
+//!   the sender-key message for the M - 1 other members.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, Nonce};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use ed25519_dalek::Signer;
+use hmac::KeyInit;
+use hmac::{Hmac, Mac};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealwire_core::{
+    Change, Group, GroupConfig, IdentityKeyPair, MAX_COMMIT_CHANGES, MemberRole, Timestamp,
+    padded_len,
+};
+use sha2::Sha256;
+
+const NOW: Timestamp = Timestamp::from_unix_secs(1_780_000_000);
+const SIZE: usize = 256;
+const GROUP_SIZES: [usize; 3] = [3, 100, 1_000];
+
+fn seeded(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Rotation never becomes due inside a benchmark.
+fn steady() -> GroupConfig {
+    let mut config = GroupConfig::default();
+    config.rotate_after_messages = u32::MAX;
+    config.max_forward_jump = u32::MAX / 2;
+    config
+}
+
+/// A group of `members` members: the admin (sender) and a receiver that joined last, and
+/// the receiver holds the admin's sender key.
+struct Fixture {
+    admin_identity: IdentityKeyPair,
+    admin: Group,
+    receiver_identity: IdentityKeyPair,
+    receiver: Group,
+    others: Vec<IdentityKeyPair>,
+}
+
+fn fixture(members: usize, rng: &mut ChaCha20Rng) -> Fixture {
+    let admin_identity = IdentityKeyPair::generate(rng);
+    let receiver_identity = IdentityKeyPair::generate(rng);
+    let others: Vec<IdentityKeyPair> = (0..members - 2)
+        .map(|_| IdentityKeyPair::generate(rng))
+        .collect();
+    let mut admin = Group::create(&admin_identity, steady(), rng, NOW).unwrap();
+    for chunk in others.chunks(MAX_COMMIT_CHANGES) {
+        let changes: Vec<Change> = chunk
+            .iter()
+            .map(|id| Change::Add(id.public().clone(), MemberRole::Member))
+            .collect();
+        admin.commit(&admin_identity, &changes, NOW).unwrap();
+    }
+    let add = [Change::Add(
+        receiver_identity.public().clone(),
+        MemberRole::Member,
+    )];
+    let out = admin.commit(&admin_identity, &add, NOW).unwrap();
+    let receiver = Group::join(
+        receiver_identity.public(),
+        admin_identity.public(),
+        &out.welcome.unwrap(),
+        steady(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(admin.members().len(), members);
+    let mut fixture = Fixture {
+        admin_identity,
+        admin,
+        receiver_identity,
+        receiver,
+        others,
+    };
+    let sealed = fixture.admin.seal(b"first", rng, NOW).unwrap();
+    let key = sealed.sender_key.unwrap();
+    fixture
+        .receiver
+        .receive(
+            fixture.admin_identity.public(),
+            key.message.expose_secret(),
+            NOW,
+        )
+        .unwrap();
+    fixture.receiver.open(&sealed.envelope, NOW).unwrap();
+    fixture
+}
+
+fn group_seal(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_seal");
+    for members in GROUP_SIZES {
+        let mut rng = seeded(21);
+        let mut f = fixture(members, &mut rng);
+        let message = vec![0x42; SIZE];
+        group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter(|| f.admin.seal(black_box(&message), &mut rng, NOW).unwrap());
+        });
+    }
+    group.finish();
+}
+
+fn group_open(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_open");
+    for members in GROUP_SIZES {
+        let mut rng = seeded(22);
+        let mut f = fixture(members, &mut rng);
+        let message = vec![0x42; SIZE];
+        let epoch = f.receiver.epoch();
+        group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter_batched(
+                || f.admin.seal(&message, &mut rng, NOW).unwrap().envelope,
+                |envelope| {
+                    f.receiver
+                        .open(black_box(&envelope), NOW)
+                        .unwrap()
+                        .plaintext
+                        .len()
+                },
+                BatchSize::SmallInput,
+            );
+        });
+        assert_eq!(f.receiver.epoch(), epoch);
+    }
+    group.finish();
+}
+
+fn group_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_floor");
+    let cipher = Aes256Gcm::new(&[0x11; 32].into());
+    let nonce = Nonce::from([0x33; 12]);
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x44; 32]);
+    let verifying = signing.verifying_key();
+    let padded = padded_len(SIZE);
+    let seal_once = |buf: &mut Vec<u8>| {
+        buf.clear();
+        buf.resize(padded, 0x42);
+        let tag = cipher
+            .encrypt_inout_detached(&nonce, &[], buf.as_mut_slice().into())
+            .unwrap();
+        buf.extend_from_slice(&tag);
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[0x22; 32]).unwrap();
+        mac.update(buf);
+        buf.extend_from_slice(&mac.finalize().into_bytes());
+        let signature = signing.sign(buf);
+        buf.extend_from_slice(&signature.to_bytes());
+    };
+    let mut buf = Vec::with_capacity(padded + 128);
+    group.bench_function("seal", |b| b.iter(|| seal_once(black_box(&mut buf))));
+    seal_once(&mut buf);
+    let sealed = buf.clone();
+    group.bench_function("open", |b| {
+        b.iter(|| {
+            let (body, signature) = sealed.split_at(sealed.len() - 64);
+            let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
+            verifying.verify_strict(body, &signature).unwrap();
+            let (ct, tag) = body.split_at(body.len() - 32);
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[0x22; 32]).unwrap();
+            mac.update(ct);
+            mac.verify_slice(tag).unwrap();
+            let (ct, gcm_tag) = ct.split_at(ct.len() - 16);
+            let mut plain = ct.to_vec();
+            cipher
+                .decrypt_inout_detached(
+                    &nonce,
+                    &[],
+                    plain.as_mut_slice().into(),
+                    gcm_tag.try_into().unwrap(),
+                )
+                .unwrap();
+            black_box(plain)
+        });
+    });
+    group.finish();
+}
+
+fn group_commit(c: &mut Criterion) {
+    let mut commit_group = c.benchmark_group("group_commit");
+    commit_group.sample_size(20);
+    for members in GROUP_SIZES {
+        let mut rng = seeded(23);
+        let f = fixture(members, &mut rng);
+        let bytes = f.admin.to_bytes();
+        let add = [Change::Remove(f.others[0].public().clone())];
+        commit_group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter_batched(
+                || Group::from_bytes(bytes.expose_secret()).unwrap(),
+                |mut admin| {
+                    admin
+                        .commit(&f.admin_identity, black_box(&add), NOW)
+                        .unwrap();
+                    admin
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    commit_group.finish();
+
+    let mut receive_group = c.benchmark_group("group_receive_commit");
+    receive_group.sample_size(20);
+    for members in GROUP_SIZES {
+        let mut rng = seeded(24);
+        let mut f = fixture(members, &mut rng);
+        let bytes = f.receiver.to_bytes();
+        let add = [Change::Remove(f.others[0].public().clone())];
+        let out = f.admin.commit(&f.admin_identity, &add, NOW).unwrap();
+        receive_group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter_batched(
+                || Group::from_bytes(bytes.expose_secret()).unwrap(),
+                |mut receiver| {
+                    receiver
+                        .receive(f.admin_identity.public(), black_box(&out.commit), NOW)
+                        .unwrap();
+                    receiver
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    receive_group.finish();
+
+    let mut first_group = c.benchmark_group("group_first_seal");
+    first_group.sample_size(20);
+    for members in GROUP_SIZES {
+        let mut rng = seeded(25);
+        let mut f = fixture(members, &mut rng);
+        f.admin.commit(&f.admin_identity, &[], NOW).unwrap();
+        let bytes = f.admin.to_bytes();
+        let message = vec![0x42; SIZE];
+        first_group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter_batched(
+                || Group::from_bytes(bytes.expose_secret()).unwrap(),
+                |mut admin| {
+                    let sealed = admin.seal(black_box(&message), &mut rng, NOW).unwrap();
+                    assert!(sealed.sender_key.is_some());
+                    (admin, sealed)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        black_box(&f.receiver_identity);
+    }
+    first_group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_millis(2500))
+        .sample_size(40);
+    targets = group_floor, group_seal, group_open, group_commit
+}
+criterion_main!(benches);

@@ -27,6 +27,8 @@ pub(crate) struct EpochState {
     pub(crate) admin_commit: bool,
     /// The Ed25519 identity key of that commit's committer (for conflict ranking).
     pub(crate) committer: [u8; 32],
+    /// The signed commit that started this epoch (none for epoch 0), kept to resend it.
+    pub(crate) commit: Option<SignedCommit>,
     pub(crate) roster: Roster,
     /// This member's index in the roster; `None` if the commit removed it.
     pub(crate) own_index: Option<u32>,
@@ -85,6 +87,7 @@ impl EpochState {
             state_hash,
             admin_commit,
             committer,
+            commit: None,
             roster,
             own_index,
             sending: None,
@@ -192,17 +195,19 @@ impl EpochState {
         let own_index = roster
             .index_of(own_key)
             .and_then(|index| u32::try_from(index).ok());
+        let mut state = EpochState::new(
+            commit.epoch,
+            self.state_hash,
+            commit_hash,
+            hash,
+            (committer.role() == MemberRole::Admin, commit.committer),
+            roster,
+            own_index,
+            now,
+        );
+        state.commit = Some(signed.clone());
         Ok(Applied {
-            state: EpochState::new(
-                commit.epoch,
-                self.state_hash,
-                commit_hash,
-                hash,
-                (committer.role() == MemberRole::Admin, commit.committer),
-                roster,
-                own_index,
-                now,
-            ),
+            state,
             changes,
             committer: committer.identity().clone(),
         })
@@ -233,6 +238,7 @@ pub(crate) struct EpochStateWire {
     admin_commit: bool,
     #[serde(with = "crate::encoding::fixed")]
     committer: [u8; 32],
+    commit: Option<SignedCommit>,
     members: Vec<WireMember>,
     sending: Option<SendingChain>,
     receiving: Vec<(u32, ReceivingChain)>,
@@ -251,6 +257,7 @@ impl EpochState {
             commit_hash: self.commit_hash,
             admin_commit: self.admin_commit,
             committer: self.committer,
+            commit: self.commit.clone(),
             members: self.roster.to_wire(),
             sending: self.sending.clone(),
             receiving: self
@@ -287,6 +294,13 @@ impl EpochState {
         {
             return Err(Error::InvalidState("group receiving chain"));
         }
+        if wire
+            .commit
+            .as_ref()
+            .is_some_and(|commit| commit.hash() != wire.commit_hash)
+        {
+            return Err(Error::InvalidState("group commit does not match its hash"));
+        }
         let hash = state_hash(
             group_id,
             wire.epoch,
@@ -304,6 +318,7 @@ impl EpochState {
             state_hash: hash,
             admin_commit: wire.admin_commit,
             committer: wire.committer,
+            commit: wire.commit,
             roster,
             own_index,
             sending: wire.sending,

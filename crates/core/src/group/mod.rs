@@ -52,6 +52,7 @@ pub(crate) mod message;
 pub(crate) mod messaging;
 pub(crate) mod persist;
 pub(crate) mod roster;
+pub(crate) mod sender_keys;
 pub(crate) mod state;
 
 pub use config::GroupConfig;

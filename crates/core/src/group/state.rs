@@ -1,21 +1,18 @@
 //! [`Group`]: one member's state of a group, and the membership operations (create, join,
-//! commit, receive control messages). Messaging is in `messaging`, persistence in `persist`.
+//! commit, receive control messages). Sender keys are in `sender_keys`, messaging in
+//! `messaging`, persistence in `persist`.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::config::GroupConfig;
-use super::control::{ControlBody, ControlWire, GroupId, SignedCommit, WireSenderKey};
+use super::control::{Commit, ControlBody, ControlWire, GroupId, SignedCommit};
 use super::history::{Applied, EpochState};
 use super::roster::{Change, Member, MemberRole, WireChange};
+use super::sender_keys::PendingSenderKey;
 use super::{CommitOutput, ControlOutcome};
 use crate::error::{Error, Result};
 use crate::identity::{IdentityKeyPair, PublicIdentity};
 use crate::time::Timestamp;
-
-use super::chain::ReceivingChain;
-use super::control::Commit;
 
 /// One member's state of a group: the member list and roles of the current epoch, its own
 /// sending chain, the sender keys of the other members, and a bounded history of earlier
@@ -31,15 +28,6 @@ pub struct Group {
     pub(super) epochs: BTreeMap<u32, EpochState>,
     /// Sender keys for epochs not (yet) on this member's chain, oldest first.
     pub(super) pending: Vec<PendingSenderKey>,
-}
-
-/// A sender key kept until the commit that starts its epoch arrives.
-#[derive(Clone, Serialize, Deserialize)]
-pub(super) struct PendingSenderKey {
-    #[serde(with = "crate::encoding::fixed")]
-    pub(super) from: [u8; crate::identity::PUBLIC_IDENTITY_LEN],
-    pub(super) key: WireSenderKey,
-    pub(super) received_at: Timestamp,
 }
 
 impl core::fmt::Debug for Group {
@@ -181,6 +169,36 @@ impl Group {
         let messages = current.sealed.saturating_add(current.opened);
         messages >= self.config.rotate_after_messages
             || now.secs_since(current.entered_at) >= self.config.rotate_after_secs
+    }
+
+    /// The commit that started `epoch` (if that epoch is still held), as a control message, to
+    /// resend to a member that missed it: a member stuck on [`Error::EpochAhead`] catches up
+    /// with the commits it lacks, and one that already has it answers
+    /// [`ControlOutcome::Duplicate`].
+    pub fn commit_message(&self, epoch: u32) -> Option<Vec<u8>> {
+        let commit = self.epochs.get(&epoch)?.commit.clone()?;
+        ControlWire::new(ControlBody::Commit(commit))
+            .encode_public()
+            .ok()
+    }
+
+    /// The welcome of the commit that started `epoch`, to resend to a member it added that
+    /// lost it. Only the committer's copy is accepted by [`Group::join`], so this returns
+    /// `None` unless this member made that commit (or if the epoch before it is no longer
+    /// held).
+    pub fn welcome_message(&self, epoch: u32) -> Option<Vec<u8>> {
+        let state = self.epochs.get(&epoch)?;
+        if state.committer != *self.own.signing_key() {
+            return None;
+        }
+        let parent = self.epochs.get(&epoch.checked_sub(1)?)?;
+        let commit = state.commit.clone()?;
+        ControlWire::new(ControlBody::Welcome {
+            parent: parent.summary(),
+            commit,
+        })
+        .encode_public()
+        .ok()
     }
 
     pub(super) fn current(&self) -> &EpochState {
@@ -411,114 +429,6 @@ impl Group {
         self.epochs.insert(epoch, state);
         self.install_pending(epoch, state_hash);
         reorganized
-    }
-
-    fn receive_sender_key(
-        &mut self,
-        from: &PublicIdentity,
-        key: WireSenderKey,
-        now: Timestamp,
-    ) -> Result<ControlOutcome> {
-        if key.group_id != *self.id.as_bytes() {
-            return Err(Error::WrongGroup);
-        }
-        let epoch = key.epoch;
-        let on_chain = self
-            .epochs
-            .get(&epoch)
-            .is_some_and(|state| state.state_hash == key.state_hash);
-        if on_chain {
-            return self.install_sender_key(from, key);
-        }
-        let oldest = self.epochs.keys().next().copied().unwrap_or(0);
-        if epoch < oldest {
-            return Err(Error::UnknownEpoch { epoch });
-        }
-        // A future epoch, or a branch this member does not follow (yet): keep it aside.
-        let from_bytes = from.to_bytes();
-        let duplicate = self.pending.iter().any(|pending| {
-            pending.from == from_bytes
-                && pending.key.epoch == epoch
-                && pending.key.state_hash == key.state_hash
-        });
-        if !duplicate {
-            self.pending.push(PendingSenderKey {
-                from: from_bytes,
-                key,
-                received_at: now,
-            });
-            let cap = self.config.max_pending_sender_keys as usize;
-            if self.pending.len() > cap {
-                let excess = self.pending.len() - cap;
-                self.pending.drain(..excess);
-            }
-        }
-        Ok(ControlOutcome::SenderKeyPending { epoch })
-    }
-
-    /// Stores a sender key for an epoch on this member's chain.
-    fn install_sender_key(
-        &mut self,
-        from: &PublicIdentity,
-        key: WireSenderKey,
-    ) -> Result<ControlOutcome> {
-        let still_member = self.current().roster.index_of(from.signing_key()).is_some();
-        let Some(state) = self.epochs.get_mut(&key.epoch) else {
-            return Err(Error::UnknownEpoch { epoch: key.epoch });
-        };
-        let index = state
-            .roster
-            .index_of(from.signing_key())
-            .filter(|&index| {
-                state
-                    .roster
-                    .get(index)
-                    .is_some_and(|m| m.identity() == from)
-            })
-            .and_then(|index| u32::try_from(index).ok())
-            .ok_or(Error::NotAMember(
-                "the sender of a sender key is not a member of its epoch",
-            ))?;
-        if !still_member {
-            return Err(Error::NotAMember("the sender was removed from the group"));
-        }
-        if state.own_index.is_none() {
-            return Err(Error::NotAMember("this member is not in that epoch"));
-        }
-        if state.own_index == Some(index) {
-            return Err(Error::UnexpectedKind("this member's own sender key"));
-        }
-        if let Some(existing) = state.receiving.get(&index) {
-            return if existing.same_origin(&key.signing_key) {
-                Ok(ControlOutcome::Duplicate)
-            } else {
-                Err(Error::SenderKeyConflict)
-            };
-        }
-        let chain = ReceivingChain::new(key.chain_key, key.counter, key.signing_key)?;
-        state.receiving.insert(index, chain);
-        Ok(ControlOutcome::SenderKeyAdded {
-            epoch: key.epoch,
-            sender: from.clone(),
-        })
-    }
-
-    /// Moves the pending sender keys of `epoch` (on this branch) into it; invalid ones are
-    /// dropped.
-    fn install_pending(&mut self, epoch: u32, state_hash: [u8; 32]) {
-        let (ready, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|pending| {
-                pending.key.epoch == epoch && pending.key.state_hash == state_hash
-            });
-        self.pending = rest;
-        for pending in ready {
-            if let Ok(from) = PublicIdentity::from_bytes(&pending.from) {
-                // A pending key that does not fit (not a member, conflicting) is dropped, as it
-                // would have been rejected had it arrived after the commit.
-                let _ = self.install_sender_key(&from, pending.key);
-            }
-        }
     }
 
     /// Applies the retention bounds: expired skipped keys, superseded epochs beyond the count

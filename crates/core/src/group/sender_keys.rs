@@ -1,0 +1,131 @@
+//! Sender keys arriving over pairwise sessions: stored in their epoch, or kept aside until the
+//! commit that starts their epoch arrives.
+
+use serde::{Deserialize, Serialize};
+
+use super::ControlOutcome;
+use super::chain::ReceivingChain;
+use super::control::WireSenderKey;
+use super::state::Group;
+use crate::error::{Error, Result};
+use crate::identity::{PUBLIC_IDENTITY_LEN, PublicIdentity};
+use crate::time::Timestamp;
+
+/// A sender key kept until the commit that starts its epoch arrives.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct PendingSenderKey {
+    #[serde(with = "crate::encoding::fixed")]
+    pub(super) from: [u8; PUBLIC_IDENTITY_LEN],
+    pub(super) key: WireSenderKey,
+    pub(super) received_at: Timestamp,
+}
+
+impl Group {
+    pub(super) fn receive_sender_key(
+        &mut self,
+        from: &PublicIdentity,
+        key: WireSenderKey,
+        now: Timestamp,
+    ) -> Result<ControlOutcome> {
+        if key.group_id != *self.id.as_bytes() {
+            return Err(Error::WrongGroup);
+        }
+        let epoch = key.epoch;
+        let on_chain = self
+            .epochs
+            .get(&epoch)
+            .is_some_and(|state| state.state_hash == key.state_hash);
+        if on_chain {
+            return self.install_sender_key(from, key);
+        }
+        let oldest = self.epochs.keys().next().copied().unwrap_or(0);
+        if epoch < oldest {
+            return Err(Error::UnknownEpoch { epoch });
+        }
+        // A future epoch, or a branch this member does not follow (yet): keep it aside.
+        let from_bytes = from.to_bytes();
+        let duplicate = self.pending.iter().any(|pending| {
+            pending.from == from_bytes
+                && pending.key.epoch == epoch
+                && pending.key.state_hash == key.state_hash
+        });
+        if !duplicate {
+            self.pending.push(PendingSenderKey {
+                from: from_bytes,
+                key,
+                received_at: now,
+            });
+            let cap = self.config.max_pending_sender_keys as usize;
+            if self.pending.len() > cap {
+                let excess = self.pending.len() - cap;
+                self.pending.drain(..excess);
+            }
+        }
+        Ok(ControlOutcome::SenderKeyPending { epoch })
+    }
+
+    /// Stores a sender key for an epoch on this member's chain.
+    fn install_sender_key(
+        &mut self,
+        from: &PublicIdentity,
+        key: WireSenderKey,
+    ) -> Result<ControlOutcome> {
+        let still_member = self.current().roster.index_of(from.signing_key()).is_some();
+        let Some(state) = self.epochs.get_mut(&key.epoch) else {
+            return Err(Error::UnknownEpoch { epoch: key.epoch });
+        };
+        let index = state
+            .roster
+            .index_of(from.signing_key())
+            .filter(|&index| {
+                state
+                    .roster
+                    .get(index)
+                    .is_some_and(|m| m.identity() == from)
+            })
+            .and_then(|index| u32::try_from(index).ok())
+            .ok_or(Error::NotAMember(
+                "the sender of a sender key is not a member of its epoch",
+            ))?;
+        if !still_member {
+            return Err(Error::NotAMember("the sender was removed from the group"));
+        }
+        if state.own_index.is_none() {
+            return Err(Error::NotAMember("this member is not in that epoch"));
+        }
+        if state.own_index == Some(index) {
+            return Err(Error::UnexpectedKind("this member's own sender key"));
+        }
+        if let Some(existing) = state.receiving.get(&index) {
+            return if existing.same_origin(&key.signing_key) {
+                Ok(ControlOutcome::Duplicate)
+            } else {
+                Err(Error::SenderKeyConflict)
+            };
+        }
+        let chain = ReceivingChain::new(key.chain_key, key.counter, key.signing_key)?;
+        state.receiving.insert(index, chain);
+        Ok(ControlOutcome::SenderKeyAdded {
+            epoch: key.epoch,
+            sender: from.clone(),
+        })
+    }
+
+    /// Moves the pending sender keys of `epoch` (on this branch) into it; invalid ones are
+    /// dropped.
+    pub(super) fn install_pending(&mut self, epoch: u32, state_hash: [u8; 32]) {
+        let (ready, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|pending| {
+                pending.key.epoch == epoch && pending.key.state_hash == state_hash
+            });
+        self.pending = rest;
+        for pending in ready {
+            if let Ok(from) = PublicIdentity::from_bytes(&pending.from) {
+                // A pending key that does not fit (not a member, conflicting) is dropped, as it
+                // would have been rejected had it arrived after the commit.
+                let _ = self.install_sender_key(&from, pending.key);
+            }
+        }
+    }
+}

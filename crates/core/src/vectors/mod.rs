@@ -14,6 +14,7 @@
 //! `crates/core/tests/vectors/` checks the files independently, from the primitives alone.
 
 mod conversation;
+mod group;
 mod keys;
 mod negative;
 mod setup;
@@ -242,6 +243,7 @@ fn generate() -> Vec<(&'static str, String)> {
             "negative.json",
             to_json(&negative::negative_file(&conversation)),
         ),
+        ("group.json", to_json(&group::group_file())),
     ]
 }
 

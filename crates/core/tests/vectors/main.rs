@@ -15,12 +15,15 @@
 //! - `primitives`: the key schedule, fingerprints and padding;
 //! - `codec`: the header codec, envelope framing, sealing and opening;
 //! - `model`: the model of both parties and its receiving side;
-//! - `identity`, `setup`, `conversation`, `negative`: the checks of each vector file.
+//! - `identity`, `setup`, `conversation`, `negative`: the checks of each vector file;
+//! - `group`: `group.json`, re-derived from the primitives, then replayed through the public
+//!   group API (scripted RNG fed with the recorded draws), negative vectors included.
 //!
 //! The tests are declared here, so that their names do not depend on the module layout.
 
 mod codec;
 mod conversation;
+mod group;
 mod identity;
 mod json;
 mod model;
@@ -39,6 +42,11 @@ const LABEL_ROOT: &[u8] = b"sealwire/v1/setup/root";
 const LABEL_AD: &[u8] = b"sealwire/v1/session-ad";
 const LABEL_EPOCH: &[u8] = b"sealwire/v1/epoch";
 const LABEL_MESSAGE: &[u8] = b"sealwire/v1/message";
+const LABEL_GROUP_MESSAGE: &[u8] = b"sealwire/v1/group/message";
+const LABEL_GROUP_COMMIT: &[u8] = b"sealwire/v1/group/commit";
+const LABEL_GROUP_COMMIT_HASH: &[u8] = b"sealwire/v1/group/commit-hash";
+const LABEL_GROUP_STATE: &[u8] = b"sealwire/v1/group/state";
+const LABEL_GROUP_SIGNATURE: &[u8] = b"sealwire/v1/group/signature";
 const FINGERPRINT_ITERATIONS: usize = 5200;
 const MAX_ENVELOPE: usize = 66_048;
 const MIN_PADDED: usize = 32;
@@ -74,4 +82,14 @@ fn conversation_vectors() {
 #[test]
 fn negative_vectors() {
     negative::negative_vectors();
+}
+
+#[test]
+fn group_vectors() {
+    group::group_vectors();
+}
+
+#[test]
+fn group_negative_vectors() {
+    group::group_negative_vectors();
 }

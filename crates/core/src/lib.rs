@@ -100,7 +100,7 @@ pub use fingerprint::{FINGERPRINT_ITERATIONS, SafetyNumber};
 pub use group::{
     Change, CommitOutput, ControlKind, ControlMessage, ControlOutcome, GROUP_SIGNATURE_LEN, Group,
     GroupConfig, GroupEnvelopeHeader, GroupId, GroupOpened, GroupSealed, MAX_COMMIT_CHANGES,
-    MAX_CONTROL_LEN, MAX_GROUP_MEMBERS, Member, MemberRole, SenderKeyMessage,
+    MAX_CONTROL_LEN, MAX_GROUP_MEMBERS, Member, MemberRole, SenderKeyMessage, Seniority,
 };
 pub use identity::{IdentityKeyPair, PUBLIC_IDENTITY_LEN, PublicIdentity};
 pub use padding::{MIN_PADDED_LEN, padded_len};

@@ -81,7 +81,7 @@ impl SendingChain {
     /// Advances the chain: returns the next message's counter and key. The last counter,
     /// `u32::MAX`, is never used, so a receiver can always store `counter + 1`.
     pub(crate) fn advance(&mut self) -> Result<(u32, Secret32)> {
-        if self.counter == u32::MAX - 1 {
+        if self.counter == u32::MAX {
             return Err(Error::SessionExhausted);
         }
         let (message_key, next) = kdf::chain_step(&self.chain_key);
@@ -144,6 +144,9 @@ impl ReceivingChain {
     pub(crate) fn new(chain_key: Secret32, counter: u32, signing_key: [u8; 32]) -> Result<Self> {
         let signing_key = VerifyingKey::from_bytes(&signing_key)
             .map_err(|_| Error::Malformed("sender key signing key"))?;
+        if signing_key.is_weak() {
+            return Err(Error::Malformed("sender key signing key (small order)"));
+        }
         if counter == u32::MAX {
             return Err(Error::Malformed("sender key counter"));
         }

@@ -11,7 +11,8 @@
 //! signature  = Ed25519(committer identity, "sealwire/v1/group/commit" ‖ commit bytes)
 //! commit hash = SHA-256("sealwire/v1/group/commit-hash" ‖ commit bytes)
 //! state hash = SHA-256("sealwire/v1/group/state" ‖ group id ‖ be32(epoch) ‖ parent hash ‖ commit hash
-//!                      ‖ be32(n) ‖ (identity[128] ‖ role:u8)*)          members in roster order
+//!                      ‖ be32(n) ‖ (identity[128] ‖ role:u8 ‖ be32(since epoch) ‖ be32(since index))*)
+//!              members in roster order
 //! ```
 //!
 //! Every control message must be in canonical postcard form (decoding then re-encoding gives
@@ -30,8 +31,8 @@ use crate::secret::{Secret32, SecretBytes};
 
 /// Version byte of every control message.
 pub(crate) const CONTROL_VERSION: u8 = 1;
-/// Largest control message accepted (a welcome for a full group, with room to spare).
-pub const MAX_CONTROL_LEN: usize = 256 * 1024;
+/// Largest control message accepted: control messages travel as one pairwise plaintext.
+pub const MAX_CONTROL_LEN: usize = crate::envelope::MAX_PLAINTEXT_LEN;
 
 /// A group's 16-byte identifier, chosen at random by its creator.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -243,6 +244,8 @@ pub(crate) fn state_hash(
     for member in roster.members() {
         hash.update(member.identity().to_bytes());
         hash.update([member.role().wire()]);
+        hash.update(member.since().epoch.to_be_bytes());
+        hash.update(member.since().index.to_be_bytes());
     }
     hash.finalize().into()
 }

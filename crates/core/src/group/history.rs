@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{ReceivingChain, SendingChain};
 use super::control::{Commit, SignedCommit, WireSummary, state_hash};
-use super::roster::{Change, MemberRole, Roster, WireMember};
+use super::roster::{Change, MemberRole, Roster, Seniority, WireMember};
 use crate::error::{Error, Result};
 use crate::identity::PublicIdentity;
 use crate::replay::SkippedKeys;
@@ -25,8 +25,10 @@ pub(crate) struct EpochState {
     pub(crate) state_hash: [u8; 32],
     /// Whether the commit that started this epoch was made by an admin (for conflict ranking).
     pub(crate) admin_commit: bool,
-    /// The Ed25519 identity key of that commit's committer (for conflict ranking).
+    /// The Ed25519 identity key of that commit's committer.
     pub(crate) committer: [u8; 32],
+    /// The committer's seniority in the parent epoch (for conflict ranking).
+    pub(crate) committer_since: Seniority,
     /// The signed commit that started this epoch (none for epoch 0), kept to resend it.
     pub(crate) commit: Option<SignedCommit>,
     pub(crate) roster: Roster,
@@ -37,6 +39,8 @@ pub(crate) struct EpochState {
     pub(crate) receiving: BTreeMap<u32, ReceivingChain>,
     /// Skipped keys by `(sender index, counter)`.
     pub(crate) skipped: SkippedKeys,
+    /// Indices of members removed after this epoch (sorted): their keys here are erased.
+    pub(crate) revoked: Vec<u32>,
     pub(crate) entered_at: Timestamp,
     pub(crate) superseded_at: Option<Timestamp>,
     /// Messages this member sealed in the epoch.
@@ -87,12 +91,14 @@ impl EpochState {
             state_hash,
             admin_commit,
             committer,
+            committer_since: Seniority { epoch: 0, index: 0 },
             commit: None,
             roster,
             own_index,
             sending: None,
             receiving: BTreeMap::new(),
             skipped: SkippedKeys::default(),
+            revoked: Vec::new(),
             entered_at: now,
             superseded_at: None,
             sealed: 0,
@@ -183,7 +189,9 @@ impl EpochState {
             "the committer is not a member of the group",
         ))?;
         signed.verify(committer.identity())?;
-        let (roster, changes) = self.roster.apply(committer_index, &commit.changes)?;
+        let (roster, changes) =
+            self.roster
+                .apply(committer_index, &commit.changes, commit.epoch)?;
         let commit_hash = signed.hash();
         let hash = state_hash(
             group_id,
@@ -206,6 +214,7 @@ impl EpochState {
             now,
         );
         state.commit = Some(signed.clone());
+        state.committer_since = committer.since();
         Ok(Applied {
             state,
             changes,
@@ -213,7 +222,9 @@ impl EpochState {
         })
     }
 
-    /// Erases the receiving chains (and their skipped keys) of the members named in `keys`.
+    /// Erases the receiving chains (and their skipped keys) of the members named in `keys`, and
+    /// revokes them in this epoch: no sender key of theirs is accepted here again, even if they
+    /// are added back later.
     pub(crate) fn forget_senders(&mut self, keys: &[[u8; 32]]) {
         let indices: Vec<u32> = keys
             .iter()
@@ -223,7 +234,15 @@ impl EpochState {
         for index in indices {
             self.receiving.remove(&index);
             self.skipped.remove_all(index);
+            if let Err(position) = self.revoked.binary_search(&index) {
+                self.revoked.insert(position, index);
+            }
         }
+    }
+
+    /// True if the member at `index` was removed from the group after this epoch.
+    pub(crate) fn is_revoked(&self, index: u32) -> bool {
+        self.revoked.binary_search(&index).is_ok()
     }
 }
 
@@ -238,11 +257,13 @@ pub(crate) struct EpochStateWire {
     admin_commit: bool,
     #[serde(with = "crate::encoding::fixed")]
     committer: [u8; 32],
+    committer_since: Seniority,
     commit: Option<SignedCommit>,
     members: Vec<WireMember>,
     sending: Option<SendingChain>,
     receiving: Vec<(u32, ReceivingChain)>,
     skipped: SkippedKeys,
+    revoked: Vec<u32>,
     entered_at: Timestamp,
     superseded_at: Option<Timestamp>,
     sealed: u32,
@@ -257,6 +278,7 @@ impl EpochState {
             commit_hash: self.commit_hash,
             admin_commit: self.admin_commit,
             committer: self.committer,
+            committer_since: self.committer_since,
             commit: self.commit.clone(),
             members: self.roster.to_wire(),
             sending: self.sending.clone(),
@@ -266,6 +288,7 @@ impl EpochState {
                 .map(|(index, chain)| (*index, chain.clone()))
                 .collect(),
             skipped: self.skipped.clone(),
+            revoked: self.revoked.clone(),
             entered_at: self.entered_at,
             superseded_at: self.superseded_at,
             sealed: self.sealed,
@@ -291,6 +314,7 @@ impl EpochState {
             .receiving
             .iter()
             .any(|(index, _)| *index as usize >= member_count)
+            || !wire.revoked.windows(2).all(|pair| pair[0] < pair[1])
         {
             return Err(Error::InvalidState("group receiving chain"));
         }
@@ -318,12 +342,14 @@ impl EpochState {
             state_hash: hash,
             admin_commit: wire.admin_commit,
             committer: wire.committer,
+            committer_since: wire.committer_since,
             commit: wire.commit,
             roster,
             own_index,
             sending: wire.sending,
             receiving: wire.receiving.into_iter().collect(),
             skipped: wire.skipped,
+            revoked: wire.revoked,
             entered_at: wire.entered_at,
             superseded_at: wire.superseded_at,
             sealed: wire.sealed,

@@ -72,6 +72,9 @@ pub(crate) struct ParsedGroupEnvelope<'a> {
 /// Splits and checks the framing of a group envelope. Never panics, whatever the input.
 pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedGroupEnvelope<'_>> {
     envelope::check_prefix(bytes)?;
+    if bytes.len() < 3 {
+        return Err(Error::Malformed("group envelope (truncated header)"));
+    }
     if bytes.get(2) != Some(&GROUP_KIND) {
         return Err(Error::UnexpectedKind(
             "a pairwise envelope: open it with its Session",

@@ -136,6 +136,7 @@ impl Group {
         if current_roster
             .index_of(sender.identity().signing_key())
             .is_none()
+            || state.is_revoked(header.sender)
         {
             return Err(Error::NotAMember("the sender was removed from the group"));
         }

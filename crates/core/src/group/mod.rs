@@ -58,7 +58,7 @@ pub(crate) mod state;
 pub use config::GroupConfig;
 pub use control::{ControlKind, ControlMessage, GroupId, MAX_CONTROL_LEN};
 pub use message::{GROUP_SIGNATURE_LEN, GroupEnvelopeHeader};
-pub use roster::{Change, MAX_COMMIT_CHANGES, MAX_GROUP_MEMBERS, Member, MemberRole};
+pub use roster::{Change, MAX_COMMIT_CHANGES, MAX_GROUP_MEMBERS, Member, MemberRole, Seniority};
 pub use state::Group;
 
 use crate::identity::PublicIdentity;

@@ -13,7 +13,12 @@ use crate::error::{Error, Result};
 use crate::identity::{PUBLIC_IDENTITY_LEN, PublicIdentity};
 
 /// Largest number of members a group may have.
-pub const MAX_GROUP_MEMBERS: usize = 1_000;
+///
+/// A welcome carries the previous epoch's member list (about 135 bytes per member) and must fit
+/// in one pairwise message ([`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN)): at 450 members
+/// the largest welcome is about 61 KB. Larger groups need a more compact member list (a future
+/// protocol version).
+pub const MAX_GROUP_MEMBERS: usize = 450;
 /// Largest number of changes one commit may carry.
 pub const MAX_COMMIT_CHANGES: usize = 100;
 
@@ -38,11 +43,23 @@ impl MemberRole {
     }
 }
 
-/// One member of a group: its identity and its role.
+/// When a member got its current role: the epoch of that commit and the change's position in
+/// it. Among admins, the earlier one is the more senior; seniority decides conflicts between
+/// admins' commits ([`crate::Group::receive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Seniority {
+    /// The epoch whose commit gave the member its current role (0 for the group's creator).
+    pub epoch: u32,
+    /// The position of that change in the commit's change list.
+    pub index: u32,
+}
+
+/// One member of a group: its identity, its role, and since when it holds that role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     identity: PublicIdentity,
     role: MemberRole,
+    since: Seniority,
 }
 
 impl Member {
@@ -54,6 +71,11 @@ impl Member {
     /// The member's role.
     pub fn role(&self) -> MemberRole {
         self.role
+    }
+
+    /// When the member got its current role: an admin with an earlier value is more senior.
+    pub fn since(&self) -> Seniority {
+        self.since
     }
 }
 
@@ -135,6 +157,7 @@ pub(crate) struct WireMember {
     #[serde(with = "crate::encoding::fixed")]
     pub(crate) identity: [u8; PUBLIC_IDENTITY_LEN],
     pub(crate) role: MemberRole,
+    pub(crate) since: Seniority,
 }
 
 impl Roster {
@@ -144,6 +167,7 @@ impl Roster {
             members: vec![Member {
                 identity,
                 role: MemberRole::Admin,
+                since: Seniority { epoch: 0, index: 0 },
             }],
         }
     }
@@ -175,6 +199,7 @@ impl Roster {
             members.push(Member {
                 identity,
                 role: entry.role,
+                since: entry.since,
             });
         }
         let sorted = members
@@ -196,6 +221,7 @@ impl Roster {
             .map(|member| WireMember {
                 identity: member.identity.to_bytes(),
                 role: member.role,
+                since: member.since,
             })
             .collect()
     }
@@ -234,10 +260,12 @@ impl Roster {
     /// the admin role. Then each change must make sense (add a non-member, remove or re-role a
     /// member, with a different role), and the result must have at least one admin and at most
     /// [`MAX_GROUP_MEMBERS`] members.
+    /// Added and re-roled members get the seniority `(epoch, position of the change)`.
     pub(crate) fn apply(
         &self,
         committer: usize,
         changes: &[WireChange],
+        epoch: u32,
     ) -> Result<(Roster, Vec<Change>)> {
         let committer_member = self
             .members
@@ -260,7 +288,11 @@ impl Roster {
 
         let mut members = self.members.clone();
         let mut resolved = Vec::with_capacity(changes.len());
-        for change in changes {
+        for (position, change) in changes.iter().enumerate() {
+            let since = Seniority {
+                epoch,
+                index: u32::try_from(position).unwrap_or(u32::MAX),
+            };
             match change {
                 WireChange::Add { identity, role } => {
                     let identity = PublicIdentity::from_bytes(identity)?;
@@ -273,6 +305,7 @@ impl Roster {
                             Member {
                                 identity: identity.clone(),
                                 role: *role,
+                                since,
                             },
                         ),
                     }
@@ -294,6 +327,7 @@ impl Roster {
                         return Err(Error::InvalidChange("role is unchanged"));
                     }
                     entry.role = *role;
+                    entry.since = since;
                     resolved.push(Change::SetRole(entry.identity.clone(), *role));
                 }
             }
@@ -335,7 +369,7 @@ mod tests {
         let add = |id: &PublicIdentity| {
             WireChange::from_change(&Change::Add(id.clone(), MemberRole::Member))
         };
-        let (roster, resolved) = roster.apply(0, &[add(&ids[2]), add(&ids[0])]).unwrap();
+        let (roster, resolved) = roster.apply(0, &[add(&ids[2]), add(&ids[0])], 1).unwrap();
         assert_eq!(resolved.len(), 2);
         let keys: Vec<_> = roster
             .members()
@@ -349,6 +383,7 @@ mod tests {
             &[WireChange::Remove {
                 member: *ids[2].signing_key(),
             }],
+            2,
         );
         assert_eq!(
             err.unwrap_err(),
@@ -361,18 +396,19 @@ mod tests {
                     0,
                     &[WireChange::Remove {
                         member: *ids[0].signing_key()
-                    }]
+                    }],
+                    2
                 )
                 .is_ok()
         );
-        assert!(roster.apply(0, &[]).is_ok());
+        assert!(roster.apply(0, &[], 2).is_ok());
         // The last admin cannot demote itself.
         let demote = WireChange::SetRole {
             member: *ids[1].signing_key(),
             role: MemberRole::Member,
         };
         assert_eq!(
-            roster.apply(1, &[demote]).unwrap_err(),
+            roster.apply(1, &[demote], 2).unwrap_err(),
             Error::InvalidChange("the group would have no admin")
         );
         // Duplicate targets are rejected.
@@ -386,7 +422,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            roster.apply(1, &twice).unwrap_err(),
+            roster.apply(1, &twice, 2).unwrap_err(),
             Error::InvalidChange("a member is named by two changes")
         );
     }
@@ -398,10 +434,12 @@ mod tests {
             WireMember {
                 identity: ids[1].to_bytes(),
                 role: MemberRole::Admin,
+                since: Seniority { epoch: 0, index: 0 },
             },
             WireMember {
                 identity: ids[0].to_bytes(),
                 role: MemberRole::Member,
+                since: Seniority { epoch: 1, index: 0 },
             },
         ];
         assert!(matches!(Roster::from_wire(&wire), Err(Error::Malformed(_))));

@@ -11,6 +11,11 @@ use crate::error::{Error, Result};
 use crate::identity::{PUBLIC_IDENTITY_LEN, PublicIdentity};
 use crate::time::Timestamp;
 
+/// Sender keys are kept aside for at most this many epochs ahead of the current one.
+pub(crate) const MAX_PENDING_EPOCHS_AHEAD: u32 = 8;
+/// Sender keys kept aside per sending member.
+pub(crate) const PENDING_PER_SENDER: usize = 4;
+
 /// A sender key kept until the commit that starts its epoch arrives.
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct PendingSenderKey {
@@ -42,7 +47,13 @@ impl Group {
         if epoch < oldest {
             return Err(Error::UnknownEpoch { epoch });
         }
-        // A future epoch, or a branch this member does not follow (yet): keep it aside.
+        let current = self.epoch();
+        if epoch > current.saturating_add(MAX_PENDING_EPOCHS_AHEAD) {
+            return Err(Error::EpochAhead { epoch, current });
+        }
+        // A future epoch, or a branch this member does not follow (yet): keep it aside, at
+        // most PENDING_PER_SENDER per sender (its oldest dropped first) and
+        // `max_pending_sender_keys` in all, so that no peer can push out the others' keys.
         let from_bytes = from.to_bytes();
         let duplicate = self.pending.iter().any(|pending| {
             pending.from == from_bytes
@@ -50,16 +61,25 @@ impl Group {
                 && pending.key.state_hash == key.state_hash
         });
         if !duplicate {
+            let from_sender = self
+                .pending
+                .iter()
+                .filter(|pending| pending.from == from_bytes)
+                .count();
+            if from_sender >= PENDING_PER_SENDER
+                && let Some(oldest) = self.pending.iter().position(|p| p.from == from_bytes)
+            {
+                self.pending.remove(oldest);
+            }
+            let cap = self.config.max_pending_sender_keys as usize;
+            if self.pending.len() >= cap {
+                return Err(Error::EpochAhead { epoch, current });
+            }
             self.pending.push(PendingSenderKey {
                 from: from_bytes,
                 key,
                 received_at: now,
             });
-            let cap = self.config.max_pending_sender_keys as usize;
-            if self.pending.len() > cap {
-                let excess = self.pending.len() - cap;
-                self.pending.drain(..excess);
-            }
         }
         Ok(ControlOutcome::SenderKeyPending { epoch })
     }
@@ -87,7 +107,7 @@ impl Group {
             .ok_or(Error::NotAMember(
                 "the sender of a sender key is not a member of its epoch",
             ))?;
-        if !still_member {
+        if !still_member || state.is_revoked(index) {
             return Err(Error::NotAMember("the sender was removed from the group"));
         }
         if state.own_index.is_none() {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::config::GroupConfig;
-use super::control::{Commit, ControlBody, ControlWire, GroupId, SignedCommit};
+use super::control::{Commit, ControlBody, ControlWire, GroupId, MAX_CONTROL_LEN, SignedCommit};
 use super::history::{Applied, EpochState};
 use super::roster::{Change, Member, MemberRole, WireChange};
 use super::sender_keys::PendingSenderKey;
@@ -273,16 +273,23 @@ impl Group {
         let welcome = if added.is_empty() {
             None
         } else {
-            Some(
-                ControlWire::new(ControlBody::Welcome {
-                    parent: current.summary(),
-                    commit: signed.clone(),
-                })
-                .encode_public()?,
-            )
+            let welcome = ControlWire::new(ControlBody::Welcome {
+                parent: current.summary(),
+                commit: signed.clone(),
+            })
+            .encode_public()?;
+            if welcome.len() > MAX_CONTROL_LEN {
+                return Err(Error::TooLarge {
+                    what: "welcome (add fewer members per commit)",
+                    len: welcome.len(),
+                    max: MAX_CONTROL_LEN,
+                });
+            }
+            Some(welcome)
         };
         let commit_bytes = ControlWire::new(ControlBody::Commit(signed)).encode_public()?;
         self.enter(applied, now);
+        self.prune(now);
         Ok(CommitOutput {
             epoch,
             commit: commit_bytes,

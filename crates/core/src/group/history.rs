@@ -107,12 +107,18 @@ impl EpochState {
     }
 
     /// Conflict rank of the commit that started this epoch; between two commits with the same
-    /// parent, the lower rank wins. An admin's commit first; then the lower committer identity
-    /// key (fixed by the parent's member list, so it cannot be ground); then, for two commits by
-    /// the same committer, the lower commit hash.
-    pub(crate) fn rank(&self) -> (u8, [u8; 32], [u8; 32]) {
+    /// parent, the lower rank wins. An admin's commit first; then the more senior committer
+    /// (fixed by the parent's member list, so it cannot be ground, and unique among members);
+    /// then the committer's identity key and, for two commits by the same committer, the lower
+    /// commit hash.
+    ///
+    /// Seniority makes the outcome of a conflict between admins match their authority: the
+    /// only admin that can override a commit after the fact is one more senior than its
+    /// committer, which could have removed that committer anyway.
+    pub(crate) fn rank(&self) -> (u8, Seniority, [u8; 32], [u8; 32]) {
         (
             u8::from(!self.admin_commit),
+            self.committer_since,
             self.committer,
             self.commit_hash,
         )

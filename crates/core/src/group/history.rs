@@ -39,8 +39,10 @@ pub(crate) struct EpochState {
     pub(crate) receiving: BTreeMap<u32, ReceivingChain>,
     /// Skipped keys by `(sender index, counter)`.
     pub(crate) skipped: SkippedKeys,
-    /// Indices of members removed after this epoch (sorted): their keys here are erased.
-    pub(crate) revoked: Vec<u32>,
+    /// Members removed after this epoch: `(index here, epoch whose commit removed them)`. Their
+    /// sender keys here are unusable from then on (kept only so that a commit switch that
+    /// undoes the removal can restore them; erased with the epoch).
+    pub(crate) revoked: Vec<(u32, u32)>,
     pub(crate) entered_at: Timestamp,
     pub(crate) superseded_at: Option<Timestamp>,
     /// Messages this member sealed in the epoch.
@@ -228,27 +230,37 @@ impl EpochState {
         })
     }
 
-    /// Erases the receiving chains (and their skipped keys) of the members named in `keys`, and
-    /// revokes them in this epoch: no sender key of theirs is accepted here again, even if they
-    /// are added back later.
-    pub(crate) fn forget_senders(&mut self, keys: &[[u8; 32]]) {
-        let indices: Vec<u32> = keys
-            .iter()
-            .filter_map(|key| self.roster.index_of(key))
-            .filter_map(|index| u32::try_from(index).ok())
-            .collect();
-        for index in indices {
-            self.receiving.remove(&index);
-            self.skipped.remove_all(index);
-            if let Err(position) = self.revoked.binary_search(&index) {
-                self.revoked.insert(position, index);
+    /// Revokes, in this epoch, the members named in `keys`, removed by the commit of epoch
+    /// `by`: their sender keys here are no longer used or accepted, even if they are added back
+    /// later.
+    pub(crate) fn revoke(&mut self, keys: &[[u8; 32]], by: u32) {
+        for key in keys {
+            if let Some(index) = self
+                .roster
+                .index_of(key)
+                .and_then(|index| u32::try_from(index).ok())
+                && !self.is_revoked(index)
+            {
+                self.revoked.push((index, by));
             }
         }
     }
 
+    /// Undoes the revocations made by commits of epoch `from` or later (they were abandoned).
+    pub(crate) fn unrevoke_from(&mut self, from: u32) {
+        self.revoked.retain(|&(_, by)| by < from);
+    }
+
     /// True if the member at `index` was removed from the group after this epoch.
     pub(crate) fn is_revoked(&self, index: u32) -> bool {
-        self.revoked.binary_search(&index).is_ok()
+        self.revoked.iter().any(|&(revoked, _)| revoked == index)
+    }
+
+    /// True if this epoch was superseded `grace` seconds or more before `now`: its keys are
+    /// treated as gone even before the next pruning erases them.
+    pub(crate) fn is_expired(&self, now: Timestamp, grace: u64) -> bool {
+        self.superseded_at
+            .is_some_and(|at| now.secs_since(at) >= grace)
     }
 }
 
@@ -269,7 +281,7 @@ pub(crate) struct EpochStateWire {
     sending: Option<SendingChain>,
     receiving: Vec<(u32, ReceivingChain)>,
     skipped: SkippedKeys,
-    revoked: Vec<u32>,
+    revoked: Vec<(u32, u32)>,
     entered_at: Timestamp,
     superseded_at: Option<Timestamp>,
     sealed: u32,
@@ -320,7 +332,10 @@ impl EpochState {
             .receiving
             .iter()
             .any(|(index, _)| *index as usize >= member_count)
-            || !wire.revoked.windows(2).all(|pair| pair[0] < pair[1])
+            || wire
+                .revoked
+                .iter()
+                .any(|&(index, by)| index as usize >= member_count || by <= wire.epoch)
         {
             return Err(Error::InvalidState("group receiving chain"));
         }

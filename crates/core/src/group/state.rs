@@ -427,10 +427,10 @@ impl Group {
                 _ => None,
             })
             .collect();
-        if !removed.is_empty() {
-            for epoch in self.epochs.values_mut() {
-                epoch.forget_senders(&removed);
-            }
+        let new_epoch = state.epoch;
+        for epoch in self.epochs.values_mut() {
+            epoch.unrevoke_from(new_epoch);
+            epoch.revoke(&removed, new_epoch);
         }
         let (epoch, state_hash) = (state.epoch, state.state_hash);
         self.epochs.insert(epoch, state);

@@ -102,18 +102,6 @@ impl SkippedKeys {
         }
     }
 
-    /// Removes every key of `epoch`.
-    pub(crate) fn remove_all(&mut self, epoch: u32) {
-        let ids: Vec<(u32, u32)> = self
-            .entries
-            .range((epoch, 0)..=(epoch, u32::MAX))
-            .map(|(&id, _)| id)
-            .collect();
-        for (epoch, counter) in ids {
-            self.remove(epoch, counter);
-        }
-    }
-
     pub(crate) fn count_in(&self, epoch: u32) -> usize {
         self.entries.range((epoch, 0)..=(epoch, u32::MAX)).count()
     }

@@ -120,9 +120,14 @@ impl Group {
             });
         }
         let current_roster = &self.current().roster;
-        let state = self.epochs.get(&header.epoch).ok_or(Error::UnknownEpoch {
-            epoch: header.epoch,
-        })?;
+        let grace = self.config.past_epoch_secs;
+        let state = self
+            .epochs
+            .get(&header.epoch)
+            .filter(|state| !state.is_expired(now, grace))
+            .ok_or(Error::UnknownEpoch {
+                epoch: header.epoch,
+            })?;
         if state.own_index.is_none() {
             return Err(Error::NotAMember("this member is not in that epoch"));
         }

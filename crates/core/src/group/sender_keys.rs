@@ -36,11 +36,12 @@ impl Group {
             return Err(Error::WrongGroup);
         }
         let epoch = key.epoch;
-        let on_chain = self
-            .epochs
-            .get(&epoch)
-            .is_some_and(|state| state.state_hash == key.state_hash);
-        if on_chain {
+        let grace = self.config.past_epoch_secs;
+        let held = self.epochs.get(&epoch);
+        if held.is_some_and(|state| state.is_expired(now, grace)) {
+            return Err(Error::UnknownEpoch { epoch });
+        }
+        if held.is_some_and(|state| state.state_hash == key.state_hash) {
             return self.install_sender_key(from, key);
         }
         let oldest = self.epochs.keys().next().copied().unwrap_or(0);

@@ -344,6 +344,7 @@ impl Group {
             .epoch
             .checked_sub(1)
             .and_then(|parent| self.epochs.get(&parent))
+            .filter(|parent| !parent.is_expired(now, self.config.past_epoch_secs))
             .filter(|parent| parent.state_hash == commit.parent_hash);
         let Some(parent) = parent else {
             let oldest = self.epochs.keys().next().copied().unwrap_or(current);

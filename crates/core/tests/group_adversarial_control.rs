@@ -301,10 +301,11 @@ fn a_removed_member_reads_nothing_new_and_a_new_member_nothing_old() {
             .any(|ck| state.windows(32).any(|w| w == ck))
     };
     assert!(holds(&net.state(0)) && holds(&net.state(1)));
-    // 0 removes 2; 1 processes it, 2 not yet. Both erase 2's receiving chains at once.
+    // 0 removes 2; 1 processes it, 2 not yet. Both revoke 2's receiving chains at once (they
+    // are kept, unusable, until their epoch is erased, so that a commit switch that undoes the
+    // removal can restore them).
     net.remove(0, 2);
     net.deliver(0, 1);
-    assert!(!holds(&net.state(0)) && !holds(&net.state(1)));
 
     // 2, unaware, sends in its last epoch: refused by those who processed the removal,
     // envelope and sender key alike.
@@ -375,6 +376,15 @@ fn a_removed_member_reads_nothing_new_and_a_new_member_nothing_old() {
         net.nodes[0].opened.last().unwrap(),
         &(1, b"secret from 2".to_vec())
     );
+
+    // Once the epochs 2 sent in are past `past_epoch_secs`, its chain keys are erased.
+    assert!(holds(&net.state(0)) && holds(&net.state(1)));
+    net.now = net
+        .now
+        .plus_secs(sealwire_core::GroupConfig::default().past_epoch_secs);
+    net.send(0, b"a week later");
+    net.flush();
+    assert!(!holds(&net.state(0)) && !holds(&net.state(1)));
 }
 
 #[test]

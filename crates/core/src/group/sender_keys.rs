@@ -112,7 +112,9 @@ impl Group {
             return Err(Error::NotAMember("the sender was removed from the group"));
         }
         if state.own_index.is_none() {
-            return Err(Error::NotAMember("this member is not in that epoch"));
+            return Err(Error::NotAMember(
+                "this member is not in that epoch (removed before it, or joined after it)",
+            ));
         }
         if state.own_index == Some(index) {
             return Err(Error::UnexpectedKind("this member's own sender key"));

@@ -314,7 +314,9 @@ impl Group {
     /// [`Error::WrongGroup`], [`Error::Malformed`], [`Error::UnsupportedVersion`];
     /// for commits [`Error::InvalidSignature`], [`Error::NotAMember`], [`Error::NotAuthorized`],
     /// [`Error::InvalidChange`], [`Error::EpochAhead`], [`Error::UnknownParent`]; for sender
-    /// keys [`Error::NotAMember`], [`Error::SenderKeyConflict`], [`Error::UnknownEpoch`];
+    /// keys [`Error::NotAMember`], [`Error::SenderKeyConflict`], [`Error::UnknownEpoch`],
+    /// [`Error::EpochAhead`] (too far ahead, or too many kept aside: retry later),
+    /// [`Error::Malformed`], and [`Error::UnexpectedKind`] for this member's own sender key;
     /// [`Error::UnexpectedKind`] for a welcome (use [`Group::join`]).
     pub fn receive(
         &mut self,

@@ -208,6 +208,18 @@ pub enum Error {
         epoch: u32,
     },
 
+    /// The group message was sealed on a competing branch of the group's history: this member
+    /// holds another state for that epoch (it applied a different commit). Keep it and retry
+    /// after processing pending commits: if its branch wins the conflict, it opens; once its
+    /// epoch is no longer held ([`Error::UnknownEpoch`]), drop it.
+    #[error(
+        "group message from a competing branch of epoch {epoch}: keep it and retry after pending commits"
+    )]
+    OtherBranch {
+        /// The epoch named by the message.
+        epoch: u32,
+    },
+
     /// A sender key conflicts with the one already held for the same member and epoch (a
     /// member cannot change its sender key within an epoch). Rejected; the group is unchanged.
     #[error("conflicting sender key for the same member and group epoch; rejected")]

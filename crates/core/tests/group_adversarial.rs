@@ -75,6 +75,7 @@ impl Forger {
         let mut header = vec![1, 1, 2];
         header.extend_from_slice(&self.key.group_id);
         push_varint(&mut header, u64::from(self.key.epoch));
+        header.extend_from_slice(&self.key.state_hash[..4]);
         push_varint(&mut header, u64::from(self.sender));
         push_varint(&mut header, u64::from(counter));
         let state_hash = &self.key.state_hash;

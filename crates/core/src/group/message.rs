@@ -3,7 +3,7 @@
 //! ```text
 //! envelope  = header ‖ varint(len) ‖ ct ‖ tag ‖ signature
 //! header    = version:u8 (1) ‖ suite:u8 (1) ‖ kind:u8 (2) ‖ group id[16] ‖ epoch:varint
-//!             ‖ sender:varint ‖ counter:varint                                   (postcard)
+//!             ‖ branch[4] ‖ sender:varint ‖ counter:varint                       (postcard)
 //! ct        = AES-256-GCM(key, nonce, padded plaintext, aad = header ‖ S) ‖ GCM tag(16)
 //! tag       = HMAC-SHA256(mac key, header ‖ S ‖ nonce ‖ ct)                       (32 bytes)
 //! signature = Ed25519(sender's epoch signing key,
@@ -11,8 +11,11 @@
 //! ```
 //!
 //! `S` is the epoch's state hash: it binds the message to the group, the epoch, the branch of
-//! history and the exact member list, none of which need to be sent. `sender` is the sender's
-//! index in that epoch's member list. Keys and nonce come from the sender's chain as for
+//! history and the exact member list, none of which need to be sent. `branch` is the first four
+//! bytes of `S`: a receiver that holds another state for that epoch (it applied a competing
+//! commit) recognises the message as belonging to another branch, and keeps it until the
+//! conflict is resolved, instead of misreading `sender`, the sender's index in that epoch's
+//! member list, against its own list. Keys and nonce come from the sender's chain as for
 //! pairwise messages, with the group label. A receiver checks, in order: framing, the HMAC tag
 //! (cheap, rejects any non-member), the signature (rejects a member forging another member's
 //! message: every member holds the HMAC key, only the sender holds the signing key), then
@@ -29,8 +32,10 @@ use super::control::GroupId;
 
 /// Length of the sender's Ed25519 signature at the end of a group envelope.
 pub const GROUP_SIGNATURE_LEN: usize = 64;
-/// Longest group header: 3 fixed bytes, the group id and three 5-byte varints.
-const MAX_GROUP_HEADER_LEN: usize = 3 + 16 + 3 * 5;
+/// Length of the branch tag: a prefix of the epoch's state hash.
+pub(crate) const BRANCH_TAG_LEN: usize = 4;
+/// Longest group header: 3 fixed bytes, the group id, the branch tag and three 5-byte varints.
+const MAX_GROUP_HEADER_LEN: usize = 3 + 16 + BRANCH_TAG_LEN + 3 * 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupHeader {
@@ -40,18 +45,34 @@ pub(crate) struct GroupHeader {
     #[serde(with = "crate::encoding::fixed")]
     pub(crate) group_id: [u8; 16],
     pub(crate) epoch: u32,
+    #[serde(with = "crate::encoding::fixed")]
+    pub(crate) branch: [u8; BRANCH_TAG_LEN],
     pub(crate) sender: u32,
     pub(crate) counter: u32,
 }
 
+/// The branch tag of an epoch with state hash `state_hash`.
+pub(crate) fn branch_tag(state_hash: &[u8; 32]) -> [u8; BRANCH_TAG_LEN] {
+    let mut tag = [0u8; BRANCH_TAG_LEN];
+    tag.copy_from_slice(&state_hash[..BRANCH_TAG_LEN]);
+    tag
+}
+
 impl GroupHeader {
-    pub(crate) fn new(group_id: &GroupId, epoch: u32, sender: u32, counter: u32) -> Self {
+    pub(crate) fn new(
+        group_id: &GroupId,
+        epoch: u32,
+        state_hash: &[u8; 32],
+        sender: u32,
+        counter: u32,
+    ) -> Self {
         GroupHeader {
             version: PROTOCOL_VERSION,
             suite: SUITE_V1,
             kind: GROUP_KIND,
             group_id: *group_id.as_bytes(),
             epoch,
+            branch: branch_tag(state_hash),
             sender,
             counter,
         }
@@ -223,7 +244,13 @@ mod tests {
 
     #[test]
     fn largest_group_header_fits() {
-        let header = GroupHeader::new(&GroupId::from_bytes([7; 16]), u32::MAX, u32::MAX, u32::MAX);
+        let header = GroupHeader::new(
+            &GroupId::from_bytes([7; 16]),
+            u32::MAX,
+            &[9; 32],
+            u32::MAX,
+            u32::MAX,
+        );
         let mut buf = [0u8; MAX_GROUP_HEADER_LEN];
         assert_eq!(
             postcard::to_slice(&header, &mut buf).unwrap().len(),

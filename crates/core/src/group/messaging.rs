@@ -3,7 +3,7 @@
 use super::chain::{Bounds, Plan, SendingChain};
 use super::control::{ControlBody, ControlWire, WireSenderKey};
 use super::history::EpochState;
-use super::message::{self, GroupHeader};
+use super::message::{self, GroupHeader, branch_tag};
 use super::state::Group;
 use super::{GroupOpened, GroupSealed, SenderKeyMessage};
 use crate::envelope::MAX_PLAINTEXT_LEN;
@@ -52,7 +52,7 @@ impl Group {
         };
         let (counter, message_key) = chain.advance()?;
         let keys = kdf::group_message_keys(&message_key);
-        let header = GroupHeader::new(&id, state.epoch, own_index, counter);
+        let header = GroupHeader::new(&id, state.epoch, &state.state_hash, own_index, counter);
         let envelope = message::seal(
             &header,
             &keys,
@@ -101,6 +101,7 @@ impl Group {
     /// Framing: [`Error::TooLarge`], [`Error::Malformed`], [`Error::UnsupportedVersion`],
     /// [`Error::UnsupportedSuite`], [`Error::UnexpectedKind`]. Routing: [`Error::WrongGroup`],
     /// [`Error::EpochAhead`] (keep it, retry after the commit), [`Error::UnknownEpoch`],
+    /// [`Error::OtherBranch`] (keep it, retry after the next conflict resolution),
     /// [`Error::NotAMember`] (unknown or removed sender), [`Error::MissingSenderKey`] (keep
     /// it, retry after the sender's pairwise messages). Delivery: [`Error::Replay`],
     /// [`Error::StaleMessage`], [`Error::TooFarAhead`]. Authenticity:
@@ -128,6 +129,11 @@ impl Group {
             .ok_or(Error::UnknownEpoch {
                 epoch: header.epoch,
             })?;
+        if header.branch != branch_tag(&state.state_hash) {
+            return Err(Error::OtherBranch {
+                epoch: header.epoch,
+            });
+        }
         if state.own_index.is_none() {
             return Err(Error::NotAMember(
                 "this member is not in that epoch (removed before it, or joined after it)",

@@ -220,6 +220,7 @@ fn error_class(error: &Error) -> &'static str {
         Error::InvalidChange(_) => "invalid_change",
         Error::UnknownParent { .. } => "unknown_parent",
         Error::SenderKeyConflict => "sender_key_conflict",
+        Error::OtherBranch { .. } => "other_branch",
     }
 }
 

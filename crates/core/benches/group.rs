@@ -29,14 +29,14 @@ use hmac::{Hmac, Mac};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealwire_core::{
-    Change, Group, GroupConfig, IdentityKeyPair, MAX_COMMIT_CHANGES, MemberRole, Timestamp,
-    padded_len,
+    Change, Group, GroupConfig, IdentityKeyPair, MAX_COMMIT_CHANGES, MAX_GROUP_MEMBERS, MemberRole,
+    Timestamp, padded_len,
 };
 use sha2::Sha256;
 
 const NOW: Timestamp = Timestamp::from_unix_secs(1_780_000_000);
 const SIZE: usize = 256;
-const GROUP_SIZES: [usize; 3] = [3, 100, 1_000];
+const GROUP_SIZES: [usize; 3] = [3, 100, MAX_GROUP_MEMBERS];
 
 fn seeded(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)

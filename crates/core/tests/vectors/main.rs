@@ -16,8 +16,9 @@
 //! - `codec`: the header codec, envelope framing, sealing and opening;
 //! - `model`: the model of both parties and its receiving side;
 //! - `identity`, `setup`, `conversation`, `negative`: the checks of each vector file;
-//! - `group`: `group.json`, re-derived from the primitives, then replayed through the public
-//!   group API (scripted RNG fed with the recorded draws), negative vectors included.
+//! - `group`: `group.json`, re-derived from the primitives (rosters, roles and seniorities from
+//!   the commits), then replayed through the public group API (scripted RNG fed with the
+//!   recorded draws), negative vectors included; its modules are listed in `group/mod.rs`.
 //!
 //! The tests are declared here, so that their names do not depend on the module layout.
 

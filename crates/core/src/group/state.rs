@@ -349,7 +349,13 @@ impl Group {
             .filter(|parent| !parent.is_expired(now, self.config.past_epoch_secs))
             .filter(|parent| parent.state_hash == commit.parent_hash);
         let Some(parent) = parent else {
-            let oldest = self.epochs.keys().next().copied().unwrap_or(current);
+            // Epochs past their grace period count as erased, pruned or not.
+            let grace = self.config.past_epoch_secs;
+            let oldest = self
+                .epochs
+                .values()
+                .find(|state| !state.is_expired(now, grace))
+                .map_or(current, |state| state.epoch);
             return Err(if commit.epoch > current.saturating_add(1) {
                 Error::EpochAhead {
                     epoch: commit.epoch,

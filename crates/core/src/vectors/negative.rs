@@ -118,23 +118,24 @@ struct NegativeVector {
     expected_error: &'static str,
 }
 
+/// How a negative vector was made from a genuine input (shared with the group vectors).
 #[derive(Serialize, Default)]
-struct MutationVector {
-    kind: &'static str,
+pub(super) struct MutationVector {
+    pub(super) kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<&'static str>,
+    pub(super) region: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
+    pub(super) field: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<usize>,
+    pub(super) offset: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    xor: Option<u8>,
+    pub(super) xor: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<u32>,
+    pub(super) value: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    length: Option<usize>,
+    pub(super) length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    bytes: Option<String>,
+    pub(super) bytes: Option<String>,
 }
 
 fn varint_len(value: u64) -> usize {

@@ -4,9 +4,8 @@
 
 use std::ops::Range;
 
-use serde::Serialize;
-
 use super::super::h;
+use super::super::negative::MutationVector;
 use super::crafted::{
     CraftedCommitVector, CraftedSenderKeyVector, ForgedVector, craft_commit, craft_sender_key,
     forge,
@@ -20,25 +19,6 @@ use super::wire::{
 use crate::group::message;
 use crate::group::roster::WireChange;
 use crate::kdf;
-
-#[derive(Serialize, Default)]
-pub(super) struct MutationVector {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    xor: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    length: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes: Option<String>,
-}
 
 /// A negative input and its records.
 #[derive(Default)]

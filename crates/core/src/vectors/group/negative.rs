@@ -4,9 +4,10 @@
 use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
 
+use super::super::negative::MutationVector;
 use super::super::{error_class, h};
 use super::crafted::{CraftedCommitVector, CraftedSenderKeyVector, ForgedVector};
-use super::mutation::{Built, MutationVector, build};
+use super::mutation::{Built, build};
 use super::scenario::Generated;
 use super::script::{Alice, Bob, Carol, Op, Party, Runner, TIMELINE, config, step_time};
 use super::wire::signature_input;

@@ -245,13 +245,7 @@ pub(crate) fn seal(
     session_ad: &[u8; 32],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    if plaintext.len() > MAX_PLAINTEXT_LEN {
-        return Err(Error::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_PLAINTEXT_LEN,
-        });
-    }
-    let ciphertext_len = padding::padded_len(plaintext.len()) + GCM_TAG_LEN;
+    let ciphertext_len = padding::padded_len(plaintext.len().min(MAX_PLAINTEXT_LEN)) + GCM_TAG_LEN;
     let out = Vec::with_capacity(MAX_HEADER_LEN + 3 + ciphertext_len + MAC_LEN);
     let out = postcard::to_extend(header, out).map_err(|_| Error::Malformed("envelope header"))?;
     seal_after_header(out, keys, session_ad, plaintext)

@@ -47,7 +47,7 @@ impl From<SendingChain> for SendingChainState {
     fn from(chain: SendingChain) -> Self {
         let mut seed = chain.signing.to_bytes();
         SendingChainState {
-            chain_key: chain.chain_key.clone(),
+            chain_key: chain.chain_key,
             counter: chain.counter,
             signing_seed: Secret32::take(&mut seed),
         }
@@ -78,17 +78,22 @@ impl SendingChain {
         (&self.chain_key, self.counter)
     }
 
-    /// Advances the chain: returns the next message's counter and key. The last counter,
-    /// `u32::MAX`, is never used, so a receiver can always store `counter + 1`.
-    pub(crate) fn advance(&mut self) -> Result<(u32, Secret32)> {
+    /// The next message's counter and key, and the chain key after it, without changing the
+    /// chain (the caller stores the step with [`Self::commit_step`] once the message is
+    /// sealed). The last counter, `u32::MAX`, is never used, so a receiver can always store
+    /// `counter + 1`.
+    pub(crate) fn step(&self) -> Result<(u32, Secret32, Secret32)> {
         if self.counter == u32::MAX {
             return Err(Error::SessionExhausted);
         }
         let (message_key, next) = kdf::chain_step(&self.chain_key);
-        let counter = self.counter;
+        Ok((self.counter, message_key, next))
+    }
+
+    /// Stores a step computed by [`Self::step`].
+    pub(crate) fn commit_step(&mut self, next: Secret32) {
         self.chain_key = next;
         self.counter += 1;
-        Ok((counter, message_key))
     }
 }
 

@@ -212,10 +212,8 @@ fn decode_canonical<T: Serialize + serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T> {
     let value: T = postcard::from_bytes(bytes).map_err(|_| Error::Malformed(what))?;
-    let (_, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|_| Error::Malformed(what))?;
-    if !rest.is_empty() {
-        return Err(Error::Malformed(what));
-    }
+    // Re-encoding must give back every byte: this rejects trailing bytes as well as
+    // non-canonical varints.
     let again =
         Zeroizing::new(crate::encoding::to_exact_vec(&value).map_err(|_| Error::Malformed(what))?);
     if again.as_slice() != bytes {

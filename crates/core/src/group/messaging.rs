@@ -34,25 +34,31 @@ impl Group {
                 max: MAX_PLAINTEXT_LEN,
             });
         }
-        let id = self.id;
-        let own = self.own.clone();
-        let state = self.current_mut();
+        let Group {
+            id, own, epochs, ..
+        } = self;
+        let Some(state) = epochs.values_mut().next_back() else {
+            unreachable!("a group always holds its current epoch");
+        };
         let own_index = state
             .own_index
             .ok_or(Error::NotAMember("this member was removed from the group"))?;
-        let fresh = state.sending.is_none();
-        let mut chain = match &state.sending {
-            Some(chain) => chain.clone(),
-            None => SendingChain::generate(rng),
+        // A chain drawn now is stored only if the message seals (all or nothing).
+        let fresh = match state.sending {
+            Some(_) => None,
+            None => Some(SendingChain::generate(rng)),
         };
-        let sender_key = if fresh {
-            Some(sender_key_message(id.as_bytes(), state, &chain, &own)?)
-        } else {
-            None
+        let chain = match (&fresh, &state.sending) {
+            (Some(chain), _) | (None, Some(chain)) => chain,
+            (None, None) => unreachable!("a sending chain was drawn above"),
         };
-        let (counter, message_key) = chain.advance()?;
+        let sender_key = match &fresh {
+            Some(chain) => Some(sender_key_message(id.as_bytes(), state, chain, own)?),
+            None => None,
+        };
+        let (counter, message_key, next) = chain.step()?;
         let keys = kdf::group_message_keys(&message_key);
-        let header = GroupHeader::new(&id, state.epoch, &state.state_hash, own_index, counter);
+        let header = GroupHeader::new(id, state.epoch, &state.state_hash, own_index, counter);
         let envelope = message::seal(
             &header,
             &keys,
@@ -60,7 +66,12 @@ impl Group {
             chain.signing_key(),
             plaintext,
         )?;
-        state.sending = Some(chain);
+        if let Some(chain) = fresh {
+            state.sending = Some(chain);
+        }
+        if let Some(chain) = state.sending.as_mut() {
+            chain.commit_step(next);
+        }
         state.sealed = state.sealed.saturating_add(1);
         self.prune(now);
         Ok(GroupSealed {

@@ -248,7 +248,7 @@ impl Group {
             changes: changes.iter().map(WireChange::from_change).collect(),
         };
         let signed = SignedCommit::sign(&commit, identity)?;
-        let applied = current.apply(
+        let applied = current.apply_own(
             self.id.as_bytes(),
             &signed,
             &commit,
@@ -460,19 +460,19 @@ impl Group {
         }
         let current = self.epoch();
         let max_past = self.config.max_past_epochs as usize;
-        let past: Vec<u32> = self.epochs.range(..current).map(|(&e, _)| e).collect();
-        let excess = past.len().saturating_sub(max_past);
-        // Only a prefix is removed, so the epochs held stay consecutive.
-        for (position, epoch) in past.iter().enumerate() {
-            let expired = self.epochs.get(epoch).is_some_and(|state| {
-                state
-                    .superseded_at
-                    .is_some_and(|at| now.secs_since(at) >= grace)
-            });
-            if position >= excess && !expired {
+        // Only a prefix is removed, so the epochs held stay consecutive (the current epoch is
+        // the last, so `len - 1` epochs are past ones).
+        loop {
+            let past = self.epochs.len() - 1;
+            let Some(oldest) = self.epochs.first_entry() else {
+                break;
+            };
+            if *oldest.key() >= current
+                || (past <= max_past && !oldest.get().is_expired(now, grace))
+            {
                 break;
             }
-            self.epochs.remove(epoch);
+            oldest.remove();
         }
         let oldest = self.epochs.keys().next().copied().unwrap_or(current);
         self.pending.retain(|pending| {

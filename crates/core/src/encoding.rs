@@ -1,4 +1,5 @@
-//! Encoding helpers shared by the wire format and the state format.
+//! Encoding helpers shared by the wire format and the state format, and by crates that frame
+//! sealwire data with postcard (the transport's relay frames).
 //!
 //! Fixed-size byte arrays are encoded by postcard as their raw bytes, with no length prefix
 //! (postcard encodes a fixed-size array as a tuple, and a `u8` as itself). serde only implements
@@ -9,10 +10,16 @@ use serde::ser::SerializeTuple;
 use serde::{Deserializer, Serializer};
 
 /// serde `with` module: a `[u8; N]` as a tuple of `N` bytes (raw bytes in postcard).
-pub(crate) mod fixed {
+///
+/// Use it as `#[serde(with = "sealwire_core::encoding::fixed")]` on a byte-array field.
+pub mod fixed {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer, const N: usize>(
+    /// Serializes `bytes` as a tuple of `N` bytes.
+    ///
+    /// # Errors
+    /// Whatever the serializer reports.
+    pub fn serialize<S: Serializer, const N: usize>(
         bytes: &[u8; N],
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -23,7 +30,11 @@ pub(crate) mod fixed {
         tuple.end()
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+    /// Deserializes a tuple of exactly `N` bytes.
+    ///
+    /// # Errors
+    /// If fewer than `N` bytes are available, or the deserializer fails.
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         deserializer: D,
     ) -> Result<[u8; N], D::Error> {
         struct ArrayVisitor<const N: usize>;

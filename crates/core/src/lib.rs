@@ -69,7 +69,7 @@
 
 mod account;
 mod config;
-mod encoding;
+pub mod encoding;
 mod envelope;
 mod epoch;
 mod error;

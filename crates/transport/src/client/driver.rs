@@ -1,0 +1,389 @@
+//! The client's connection task: connect, resend what is outstanding, relay frames and
+//! commands, reconnect with backoff.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use futures_util::{SinkExt, StreamExt};
+use sealwire_core::IdentityKeyPair;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+use super::connect::{self, Socket, Target};
+use super::{ClientConfig, Command, Event};
+use crate::code::{CloseCode, ErrorCode};
+use crate::error::{Error, Result};
+use crate::frame::{
+    self, Ack, ClientFrame, FetchBundle, MailboxId, MessageId, PrekeyStatus, PrekeyUpload, Send,
+    ServerFrame, Subject,
+};
+
+/// A send waiting for the relay's acceptance, encoded once and resent as is.
+pub(crate) struct PendingSend {
+    id: MessageId,
+    frame: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PendingSend {
+    pub(crate) fn new(
+        id: MessageId,
+        to: Vec<MailboxId>,
+        payload: Vec<u8>,
+        permit: OwnedSemaphorePermit,
+    ) -> PendingSend {
+        let frame = ClientFrame::Send(Send { id, to, payload });
+        // Encoding plain structs into a Vec cannot fail.
+        let frame = frame::encode(&frame).unwrap_or_default().into();
+        PendingSend {
+            id,
+            frame,
+            _permit: permit,
+        }
+    }
+}
+
+enum Outstanding {
+    Fetch(MailboxId, oneshot::Sender<Result<Vec<u8>>>),
+    Upload(PrekeyUpload, oneshot::Sender<Result<PrekeyStatus>>),
+}
+
+impl Outstanding {
+    fn frame(&self, request: u32) -> ClientFrame {
+        match self {
+            Outstanding::Fetch(mailbox, _) => ClientFrame::FetchBundle(FetchBundle {
+                request,
+                mailbox: *mailbox,
+            }),
+            Outstanding::Upload(upload, _) => ClientFrame::UploadPrekeys(PrekeyUpload {
+                request,
+                ..upload.clone()
+            }),
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        match self {
+            Outstanding::Fetch(_, reply) => reply.is_closed(),
+            Outstanding::Upload(_, reply) => reply.is_closed(),
+        }
+    }
+}
+
+/// Everything that outlives one connection.
+#[derive(Default)]
+struct State {
+    pending: VecDeque<PendingSend>,
+    acks: Vec<u64>,
+    requests: BTreeMap<u32, Outstanding>,
+    next_request: u32,
+}
+
+impl State {
+    /// Takes a command while disconnected; `false` means stop.
+    fn absorb(&mut self, command: Option<Command>) -> bool {
+        match command {
+            Some(Command::Send(send)) => self.pending.push_back(send),
+            Some(Command::Ack(deliveries)) => self.acks.extend(deliveries),
+            Some(Command::Fetch(mailbox, reply)) => {
+                self.add_request(Outstanding::Fetch(mailbox, reply));
+            }
+            Some(Command::Upload(upload, reply)) => {
+                self.add_request(Outstanding::Upload(upload, reply));
+            }
+            Some(Command::Close) | None => return false,
+        }
+        true
+    }
+
+    fn add_request(&mut self, request: Outstanding) -> u32 {
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1);
+        self.requests.insert(id, request);
+        id
+    }
+
+    fn take_pending(&mut self, id: MessageId) -> bool {
+        match self.pending.iter().position(|send| send.id == id) {
+            Some(index) => self.pending.remove(index).is_some(),
+            None => false,
+        }
+    }
+}
+
+/// How a connected session ended.
+enum Exit {
+    /// The application closed the client.
+    Closed,
+    /// The connection failed.
+    Failed(Error),
+}
+
+pub(crate) async fn run(
+    config: ClientConfig,
+    target: Target,
+    identity: IdentityKeyPair,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut state = State::default();
+    let mut attempt = 0u32;
+    loop {
+        let connected = {
+            let connecting = connect::connect(&config, &target, &identity);
+            tokio::pin!(connecting);
+            loop {
+                tokio::select! {
+                    result = &mut connecting => break Some(result),
+                    command = commands.recv() => if !state.absorb(command) { break None },
+                }
+            }
+        };
+        let error = match connected {
+            None => return stop(&events, Error::Shutdown).await,
+            Some(Err(error)) => error,
+            Some(Ok((mut ws, ready))) => {
+                attempt = 0;
+                tracing::debug!(mailbox = %ready.mailbox, "connected");
+                if events.send(Event::Connected(ready)).await.is_err() {
+                    return;
+                }
+                match session(&mut ws, &config, &mut state, &mut commands, &events).await {
+                    Exit::Closed => {
+                        let frame = CloseFrame {
+                            code: CloseCode::NORMAL.0.into(),
+                            reason: "".into(),
+                        };
+                        let _ = timeout(config.limits.write_timeout, ws.close(Some(frame))).await;
+                        return stop(&events, Error::Shutdown).await;
+                    }
+                    Exit::Failed(error) => error,
+                }
+            }
+        };
+        if is_fatal(&error, &config) {
+            tracing::warn!(%error, "stopped");
+            return stop(&events, error).await;
+        }
+        let retry_in = config.backoff.delay(attempt);
+        attempt = attempt.saturating_add(1);
+        tracing::debug!(%error, ?retry_in, "disconnected");
+        if events
+            .send(Event::Disconnected { error, retry_in })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let wait = tokio::time::sleep(retry_in);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                command = commands.recv() => if !state.absorb(command) {
+                    return stop(&events, Error::Shutdown).await;
+                },
+            }
+        }
+    }
+}
+
+async fn stop(events: &mpsc::Sender<Event>, error: Error) {
+    let _ = events.send(Event::Stopped { error }).await;
+}
+
+/// Whether reconnecting cannot help.
+fn is_fatal(error: &Error, config: &ClientConfig) -> bool {
+    match error {
+        // With a provider, the next attempt brings a fresh token.
+        Error::Closed { code, .. } if *code == CloseCode::TOKEN_EXPIRED => config.token.is_none(),
+        Error::Closed { code, .. } => code.is_fatal(),
+        Error::UntrustedCertificate(_)
+        | Error::InvalidConfig(_)
+        | Error::AuthFailed(_)
+        | Error::Core(_)
+        | Error::MalformedFrame(_)
+        | Error::UnexpectedFrame(_) => true,
+        _ => false,
+    }
+}
+
+/// One connected session: resend what is outstanding, then relay until it ends.
+async fn session(
+    ws: &mut Socket,
+    config: &ClientConfig,
+    state: &mut State,
+    commands: &mut mpsc::Receiver<Command>,
+    events: &mpsc::Sender<Event>,
+) -> Exit {
+    let limits = &config.limits;
+    let mut writer = Writer { ws, limits };
+    if let Err(error) = resume(&mut writer, state).await {
+        return Exit::Failed(error);
+    }
+    let mut last_received = Instant::now();
+    loop {
+        tokio::select! {
+            incoming = writer.ws.next() => {
+                last_received = Instant::now();
+                let frame = match incoming {
+                    None => return Exit::Failed(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                    Some(Err(error)) => return Exit::Failed(error.into()),
+                    Some(Ok(Message::Binary(bytes))) => match frame::decode::<ServerFrame>(&bytes) {
+                        Ok(frame) => frame,
+                        Err(error) => return Exit::Failed(error),
+                    },
+                    Some(Ok(Message::Close(close))) => return Exit::Failed(connect::closed(close)),
+                    Some(Ok(Message::Text(_))) => {
+                        return Exit::Failed(Error::UnexpectedFrame("text message"));
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                if let Err(error) = dispatch(frame, state, events).await {
+                    return Exit::Failed(error);
+                }
+            }
+            command = commands.recv() => {
+                let result = match command {
+                    Some(Command::Send(send)) => {
+                        let frame = send.frame.clone();
+                        state.pending.push_back(send);
+                        writer.write_bytes(frame).await
+                    }
+                    Some(Command::Ack(deliveries)) => {
+                        writer.write(&ClientFrame::Ack(Ack { deliveries })).await
+                    }
+                    Some(Command::Fetch(mailbox, reply)) => {
+                        let id = state.add_request(Outstanding::Fetch(mailbox, reply));
+                        writer.write_request(state, id).await
+                    }
+                    Some(Command::Upload(upload, reply)) => {
+                        let id = state.add_request(Outstanding::Upload(upload, reply));
+                        writer.write_request(state, id).await
+                    }
+                    Some(Command::Close) | None => return Exit::Closed,
+                };
+                if let Err(error) = result {
+                    return Exit::Failed(error);
+                }
+            }
+            () = sleep_until(last_received + limits.idle_timeout) => {
+                return Exit::Failed(Error::Timeout { what: "idle connection", after: limits.idle_timeout });
+            }
+        }
+    }
+}
+
+/// After a (re)connect: sends not yet accepted (same ids, in order), acks not yet written,
+/// requests not yet answered.
+async fn resume(writer: &mut Writer<'_>, state: &mut State) -> Result<()> {
+    for send in &state.pending {
+        writer.write_bytes(send.frame.clone()).await?;
+    }
+    if !state.acks.is_empty() {
+        let deliveries = state.acks.clone();
+        writer.write(&ClientFrame::Ack(Ack { deliveries })).await?;
+        state.acks.clear();
+    }
+    state.requests.retain(|_, request| !request.abandoned());
+    for (id, request) in &state.requests {
+        writer.write(&request.frame(*id)).await?;
+    }
+    Ok(())
+}
+
+/// Acts on one server frame.
+async fn dispatch(
+    frame: ServerFrame,
+    state: &mut State,
+    events: &mpsc::Sender<Event>,
+) -> Result<()> {
+    let event = match frame {
+        ServerFrame::Deliver(delivery) => Some(Event::Delivered(delivery)),
+        ServerFrame::Accepted(accepted) => state
+            .take_pending(accepted.id)
+            .then_some(Event::Accepted(accepted.id)),
+        ServerFrame::Bundle(bundle) => {
+            if let Some(Outstanding::Fetch(_, reply)) = state.requests.remove(&bundle.request) {
+                let _ = reply.send(Ok(bundle.bundle));
+            }
+            None
+        }
+        ServerFrame::Prekeys(status) => match status.request {
+            Some(request) => {
+                if let Some(Outstanding::Upload(_, reply)) = state.requests.remove(&request) {
+                    let _ = reply.send(Ok(status));
+                }
+                None
+            }
+            None => Some(Event::PrekeysLow(status)),
+        },
+        ServerFrame::Error(error) => {
+            let code = ErrorCode::from_u16(error.code);
+            match error.subject {
+                Subject::Send(id) => state
+                    .take_pending(id)
+                    .then_some(Event::Rejected { id, code }),
+                Subject::Fetch(request) | Subject::Upload(request) => {
+                    match state.requests.remove(&request) {
+                        Some(Outstanding::Fetch(_, reply)) => {
+                            let _ = reply.send(Err(Error::Refused { code }));
+                        }
+                        Some(Outstanding::Upload(_, reply)) => {
+                            let _ = reply.send(Err(Error::Refused { code }));
+                        }
+                        None => {}
+                    }
+                    None
+                }
+                Subject::Ack => {
+                    tracing::warn!(%code, "the relay refused an ack");
+                    None
+                }
+            }
+        }
+        ServerFrame::Challenge(_) | ServerFrame::Ready(_) => {
+            return Err(Error::UnexpectedFrame(
+                "challenge or ready after authentication",
+            ));
+        }
+    };
+    if let Some(event) = event {
+        events.send(event).await.map_err(|_| Error::Shutdown)?;
+    }
+    Ok(())
+}
+
+struct Writer<'a> {
+    ws: &'a mut Socket,
+    limits: &'a crate::limits::Limits,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, frame: &ClientFrame) -> Result<()> {
+        self.write_bytes(frame::encode(frame)?.into()).await
+    }
+
+    async fn write_request(&mut self, state: &State, id: u32) -> Result<()> {
+        match state.requests.get(&id) {
+            Some(request) => self.write(&request.frame(id)).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn write_bytes(&mut self, bytes: Bytes) -> Result<()> {
+        match timeout(
+            self.limits.write_timeout,
+            self.ws.send(Message::Binary(bytes)),
+        )
+        .await
+        {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Error::Timeout {
+                what: "write",
+                after: self.limits.write_timeout,
+            }),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! One connection, from TCP accept to close: TLS, upgrade, authentication, then the request
+//! loop with the outbound queue, heartbeats and timeouts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+
+use super::service::{Connection, Refusal, Request, Service};
+use super::upgrade;
+use super::{Security, Shared};
+use crate::auth::{ChannelBinding, ServerAuth};
+use crate::code::{CloseCode, ErrorCode};
+use crate::error::Error;
+use crate::frame::{self, ClientFrame, ErrorFrame, Ready, ServerFrame, Subject};
+use crate::limits::Limits;
+
+/// Close code recorded when the peer vanished without a close frame (RFC 6455's 1006).
+const ABNORMAL: CloseCode = CloseCode(1006);
+
+/// Longest wait for the peer's close frame after sending ours.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves one accepted TCP connection until it ends.
+pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared<S>>) {
+    let limits = &shared.config.limits;
+    let _ = tcp.set_nodelay(true);
+    match &shared.config.security {
+        Security::Tls(tls) => {
+            let acceptor = tls.acceptor();
+            let handshake = async {
+                let stream = acceptor.accept(tcp).await?;
+                let binding = ChannelBinding::from_tls(stream.get_ref().1)?;
+                let ws = upgrade(stream, peer, &shared).await?;
+                Ok::<_, Error>((ws, binding))
+            };
+            match timeout(limits.handshake_timeout, handshake).await {
+                Ok(Ok((ws, binding))) => run(ws, binding, peer, shared.clone()).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
+                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+            }
+        }
+        Security::InsecurePlaintext => {
+            match timeout(limits.handshake_timeout, upgrade(tcp, peer, &shared)).await {
+                Ok(Ok(ws)) => run(ws, ChannelBinding::None, peer, shared.clone()).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
+                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+            }
+        }
+    }
+}
+
+// The callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
+#[allow(clippy::result_large_err)]
+async fn upgrade<T, S>(
+    stream: T,
+    peer: SocketAddr,
+    shared: &Shared<S>,
+) -> Result<WebSocketStream<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let policy = &shared.config.origins;
+    let callback = |request: &_, response| {
+        upgrade::check(policy, request, response).map_err(|refusal| {
+            tracing::info!(%peer, ?refusal, "upgrade refused");
+            refusal.response()
+        })
+    };
+    let config = shared.config.limits.websocket_config();
+    Ok(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?)
+}
+
+async fn run<T, S>(
+    mut ws: WebSocketStream<T>,
+    binding: ChannelBinding,
+    peer: SocketAddr,
+    shared: Arc<Shared<S>>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Service,
+{
+    let limits = &shared.config.limits;
+    let (auth, challenge) = ServerAuth::new(binding);
+    if write(&mut ws, limits, &ServerFrame::Challenge(challenge))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let first = match timeout(limits.auth_timeout, next_binary(&mut ws)).await {
+        Err(_) => return close(&mut ws, limits, CloseCode::AUTH_TIMEOUT).await,
+        Ok(Err(Some(code))) => return close(&mut ws, limits, code).await,
+        Ok(Err(None)) => return,
+        Ok(Ok(bytes)) => bytes,
+    };
+    let authenticated = match auth.verify(&first, &shared.config.auth, unix_now()) {
+        Ok(authenticated) => authenticated,
+        Err(rejection) => {
+            tracing::info!(%peer, code = %rejection.code, error = %rejection.error, "authentication failed");
+            return close(&mut ws, limits, rejection.code).await;
+        }
+    };
+    let (outbound, queue) = mpsc::channel(limits.outbound_queue);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let connection = Connection::new(id, peer, authenticated, outbound);
+    tracing::info!(%peer, id, mailbox = %connection.mailbox(), "authenticated");
+
+    let code = match shared.service.connected(&connection).await {
+        Ok(welcome) => {
+            let ready = ServerFrame::Ready(Ready {
+                mailbox: connection.mailbox(),
+                max_payload: u32::try_from(limits.max_payload).unwrap_or(u32::MAX),
+                max_recipients: u32::try_from(limits.max_recipients).unwrap_or(u32::MAX),
+                one_time_prekeys: welcome.one_time_prekeys,
+            });
+            // Ready goes out before anything `connected` queued (stored deliveries).
+            match write(&mut ws, limits, &ready).await {
+                Ok(()) => request_loop(&mut ws, &connection, queue, &shared).await,
+                Err(()) => ABNORMAL,
+            }
+        }
+        Err(Refusal::Close(code)) => code,
+        Err(Refusal::Error(_)) => CloseCode::INTERNAL_ERROR,
+    };
+    if code != ABNORMAL {
+        close(&mut ws, limits, code).await;
+    }
+    tracing::info!(%peer, id, code = %code, "disconnected");
+    shared.service.disconnected(&connection, code).await;
+}
+
+/// Reads, writes and keeps time until the connection should end; returns the close code.
+async fn request_loop<T, S>(
+    ws: &mut WebSocketStream<T>,
+    connection: &Connection,
+    mut queue: mpsc::Receiver<Bytes>,
+    shared: &Shared<S>,
+) -> CloseCode
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Service,
+{
+    let limits = &shared.config.limits;
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut last_received = Instant::now();
+    let mut next_ping = last_received + limits.ping_interval;
+    let mut pong_due: Option<Instant> = None;
+    loop {
+        let idle_at = last_received + limits.idle_timeout;
+        let wake_at = pong_due
+            .map_or(next_ping, |due| due.min(next_ping))
+            .min(idle_at);
+        tokio::select! {
+            biased;
+            code = connection.close_signal().wait() => return code,
+            _ = shutdown.changed() => return CloseCode::GOING_AWAY,
+            incoming = ws.next() => {
+                last_received = Instant::now();
+                let message = match incoming {
+                    None => return ABNORMAL,
+                    Some(Err(error)) => return read_error_code(&error),
+                    Some(Ok(message)) => message,
+                };
+                match message {
+                    Message::Binary(bytes) => {
+                        if let Err(code) = handle(connection, &bytes, shared).await {
+                            return code;
+                        }
+                    }
+                    Message::Text(_) => return CloseCode::UNSUPPORTED_DATA,
+                    Message::Pong(_) => pong_due = None,
+                    Message::Ping(_) | Message::Frame(_) => {}
+                    Message::Close(_) => return CloseCode::NORMAL,
+                }
+            }
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return CloseCode::INTERNAL_ERROR };
+                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return ABNORMAL,
+                    Err(_) => return CloseCode::SLOW_CONSUMER,
+                }
+            }
+            () = sleep_until(wake_at) => {
+                let now = Instant::now();
+                if pong_due.is_some_and(|due| now >= due) {
+                    return CloseCode::HEARTBEAT_TIMEOUT;
+                }
+                if now >= idle_at {
+                    return CloseCode::IDLE_TIMEOUT;
+                }
+                if now >= next_ping {
+                    next_ping = now + limits.ping_interval;
+                    pong_due.get_or_insert(now + limits.pong_timeout);
+                    match timeout(limits.write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return ABNORMAL,
+                        Err(_) => return CloseCode::SLOW_CONSUMER,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks one request and passes it to the service; `Err` ends the connection with the code.
+async fn handle<S: Service>(
+    connection: &Connection,
+    bytes: &[u8],
+    shared: &Shared<S>,
+) -> Result<(), CloseCode> {
+    let (request, subject) = match check_request(bytes, &shared.config.limits) {
+        Ok(checked) => checked,
+        Err(Checked::Close(code)) => return Err(code),
+        Err(Checked::Refuse(code, subject)) => return reply_error(connection, code, subject),
+    };
+    match shared.service.request(connection, request).await {
+        Ok(()) => Ok(()),
+        Err(Refusal::Error(code)) => reply_error(connection, code, subject),
+        Err(Refusal::Close(code)) => Err(code),
+    }
+}
+
+fn reply_error(
+    connection: &Connection,
+    code: ErrorCode,
+    subject: Subject,
+) -> Result<(), CloseCode> {
+    let frame = ServerFrame::Error(ErrorFrame {
+        code: code.to_u16(),
+        subject,
+    });
+    connection
+        .send(&frame)
+        .map_err(|_| CloseCode::SLOW_CONSUMER)
+}
+
+/// The outcome of checking a request that cannot be passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// End the connection.
+    Close(CloseCode),
+    /// Answer with an `error` frame.
+    Refuse(ErrorCode, Subject),
+}
+
+/// Decodes a request of an authenticated connection and checks it against the limits.
+///
+/// # Errors
+/// [`Checked::Close`] for bytes that are not a client frame (1007) or a second `hello` (1008);
+/// [`Checked::Refuse`] for a request over a limit or with no or duplicate recipients.
+pub(crate) fn check_request(bytes: &[u8], limits: &Limits) -> Result<(Request, Subject), Checked> {
+    let frame = frame::decode::<ClientFrame>(bytes)
+        .map_err(|_| Checked::Close(CloseCode::MALFORMED_FRAME))?;
+    match frame {
+        ClientFrame::Hello(_) => Err(Checked::Close(CloseCode::POLICY_VIOLATION)),
+        ClientFrame::Send(send) => {
+            let subject = Subject::Send(send.id);
+            if send.payload.len() > limits.max_payload {
+                return Err(Checked::Refuse(ErrorCode::PayloadTooLarge, subject));
+            }
+            if send.to.len() > limits.max_recipients {
+                return Err(Checked::Refuse(ErrorCode::TooManyRecipients, subject));
+            }
+            let mut sorted = send.to.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.is_empty() || sorted.len() != send.to.len() {
+                return Err(Checked::Refuse(ErrorCode::BadRequest, subject));
+            }
+            Ok((Request::Send(send), subject))
+        }
+        ClientFrame::Ack(ack) => {
+            if ack.deliveries.is_empty() {
+                return Err(Checked::Refuse(ErrorCode::BadRequest, Subject::Ack));
+            }
+            Ok((Request::Ack(ack), Subject::Ack))
+        }
+        ClientFrame::UploadPrekeys(upload) => {
+            let subject = Subject::Upload(upload.request);
+            Ok((Request::UploadPrekeys(upload), subject))
+        }
+        ClientFrame::FetchBundle(fetch) => {
+            let subject = Subject::Fetch(fetch.request);
+            Ok((Request::FetchBundle(fetch), subject))
+        }
+    }
+}
+
+/// The next binary message before authentication; `Err(Some(code))` to close with a code,
+/// `Err(None)` if the peer is gone.
+async fn next_binary<T: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<T>,
+) -> Result<Bytes, Option<CloseCode>> {
+    loop {
+        match ws.next().await {
+            None => return Err(None),
+            Some(Err(error)) => {
+                let code = read_error_code(&error);
+                return Err((code != ABNORMAL).then_some(code));
+            }
+            Some(Ok(Message::Binary(bytes))) => return Ok(bytes),
+            Some(Ok(Message::Text(_))) => return Err(Some(CloseCode::UNSUPPORTED_DATA)),
+            Some(Ok(Message::Close(_))) => return Err(None),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// The close code for a failed read: 1009 for size limits, 1007 for invalid UTF-8, 1002 for
+/// framing errors, and [`ABNORMAL`] (send nothing) when the socket itself failed.
+pub fn read_error_code(error: &WsError) -> CloseCode {
+    match error {
+        WsError::Capacity(_) | WsError::WriteBufferFull(_) => CloseCode::MESSAGE_TOO_BIG,
+        WsError::Utf8(_) => CloseCode::MALFORMED_FRAME,
+        WsError::Protocol(_) => CloseCode::PROTOCOL_ERROR,
+        _ => ABNORMAL,
+    }
+}
+
+async fn write<T: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<T>,
+    limits: &Limits,
+    frame: &ServerFrame,
+) -> Result<(), ()> {
+    let bytes = frame::encode(frame).map_err(|_| ())?;
+    match timeout(limits.write_timeout, ws.send(Message::Binary(bytes.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Sends a close frame (bounded by the write timeout) and waits briefly for the peer's.
+async fn close<T: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<T>,
+    limits: &Limits,
+    code: CloseCode,
+) {
+    let frame = CloseFrame {
+        code: code.0.into(),
+        reason: code.name().unwrap_or("").into(),
+    };
+    if let Ok(Ok(())) = timeout(limits.write_timeout, ws.close(Some(frame))).await {
+        // Read until the peer's close frame (or the end of the stream), briefly, so that the
+        // closing handshake completes and the peer sees a clean close.
+        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+        let _ = timeout(limits.write_timeout.min(CLOSE_GRACE), drain).await;
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

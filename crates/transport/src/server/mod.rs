@@ -1,0 +1,241 @@
+//! The server side: accepts TCP connections, runs TLS, the WebSocket upgrade (origin and
+//! subprotocol checks) and authentication under timeouts, then hands each authenticated
+//! connection to a [`Service`] (the relay).
+//!
+//! Each connection is one task. Its reads, its bounded outbound queue, heartbeats and timeouts
+//! are multiplexed there; see [`Limits`] for every bound and what happens on breach.
+
+mod connection;
+mod service;
+mod upgrade;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use connection::read_error_code;
+pub use service::{Connection, Refusal, Request, Service, Welcome};
+pub use upgrade::OriginPolicy;
+
+use crate::auth::AuthPolicy;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::tls::ServerTls;
+use crate::token::TokenVerifier;
+
+/// How the listener protects connections.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// TLS (WSS). The only mode for real deployments.
+    Tls(ServerTls),
+    /// Plaintext WebSocket (`ws://`), without TLS and without channel binding. For tests
+    /// only: anyone on the path reads the traffic metadata and can hijack the connection.
+    InsecurePlaintext,
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// TLS or (tests only) plaintext.
+    pub security: Security,
+    /// Server names and the optional bearer-token requirement.
+    pub auth: AuthPolicy,
+    /// Browser origins allowed to connect.
+    pub origins: OriginPolicy,
+    /// Timeouts, sizes, buffers and queues.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// A TLS server answering to `server_names` (the names clients put in their URLs), with
+    /// the default origin policy (no browser origins, non-browser clients allowed), no token
+    /// requirement and default limits.
+    pub fn new<I, S>(tls: ServerTls, server_names: I) -> ServerConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ServerConfig::with_security(Security::Tls(tls), server_names)
+    }
+
+    /// A plaintext (`ws://`) server. **Insecure**: for tests only.
+    pub fn insecure_plaintext_for_tests<I, S>(server_names: I) -> ServerConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ServerConfig::with_security(Security::InsecurePlaintext, server_names)
+    }
+
+    fn with_security<I, S>(security: Security, server_names: I) -> ServerConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ServerConfig {
+            security,
+            auth: AuthPolicy {
+                server_names: server_names.into_iter().map(Into::into).collect(),
+                token: None,
+            },
+            origins: OriginPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Requires a valid bearer token in every `hello`.
+    pub fn require_token(mut self, verifier: TokenVerifier) -> ServerConfig {
+        self.auth.token = Some(verifier);
+        self
+    }
+
+    /// Sets the origin policy.
+    pub fn origins(mut self, origins: OriginPolicy) -> ServerConfig {
+        self.origins = origins;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> ServerConfig {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for no server names, a name longer than 255 bytes, or
+    /// inconsistent limits.
+    pub fn validate(&self) -> Result<()> {
+        if self.auth.server_names.is_empty() {
+            return Err(Error::InvalidConfig(
+                "server_names: at least one is needed".into(),
+            ));
+        }
+        if let Some(name) = self
+            .auth
+            .server_names
+            .iter()
+            .find(|name| name.is_empty() || name.len() > crate::auth::MAX_SERVER_NAME_LEN)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "server_names: {name:?} must be 1 to 255 bytes"
+            )));
+        }
+        self.limits.validate()
+    }
+}
+
+/// State shared by the accept loop and every connection task.
+pub(crate) struct Shared<S> {
+    pub(crate) config: ServerConfig,
+    pub(crate) service: Arc<S>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+/// A bound server, not yet accepting.
+pub struct Server<S: Service> {
+    listener: TcpListener,
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Service> Server<S> {
+    /// Binds `addr` (use port 0 for any free port).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] from [`ServerConfig::validate`]; [`Error::Io`] if the address
+    /// cannot be bound.
+    pub async fn bind(addr: SocketAddr, config: ServerConfig, service: Arc<S>) -> Result<Self> {
+        config.validate()?;
+        let listener = TcpListener::bind(addr).await?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                service,
+                next_id: AtomicU64::new(1),
+                shutdown,
+            }),
+        })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket has no local address.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Starts accepting on a background task.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket has no local address.
+    pub fn spawn(self) -> Result<ServerHandle> {
+        let local_addr = self.local_addr()?;
+        let shutdown = self.shared.shutdown.clone();
+        let task = tokio::spawn(accept_loop(self.listener, self.shared));
+        Ok(ServerHandle {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Graceful shutdown: stops accepting, closes every connection with 1001 `going_away`
+    /// (after the request in progress, if any), and returns once all connection tasks ended.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, as a crash would: the listener and every connection are dropped without
+    /// a close frame. Meant for tests of what clients do when the server vanishes.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop<S: Service>(listener: TcpListener, shared: Arc<Shared<S>>) {
+    let mut connections = JoinSet::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    connections.spawn(connection::serve(tcp, peer, shared.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}

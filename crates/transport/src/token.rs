@@ -1,0 +1,635 @@
+//! Bearer tokens: HS256 JSON Web Tokens that gate access to a relay.
+//!
+//! An operator who wants only the users of one application to reach a relay configures the
+//! relay with a key ring ([`TokenKeys`]) shared with the application's backend. The backend
+//! issues each client a short-lived token ([`issue`], or any JWT library), the client carries
+//! it in its first frame (`hello`) as a [`BearerToken`], and the relay checks it with
+//! [`TokenVerifier::verify`]. The token is a bearer secret: whoever holds it gets in until it
+//! expires, so it is zeroized on drop and never printed.
+//!
+//! # Accepted format
+//!
+//! A token is a JWS in compact serialization (RFC 7515, RFC 7519), at most
+//! [`MAX_TOKEN_LEN`] bytes: `BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(tag)`.
+//!
+//! - Each segment is unpadded base64url with canonical trailing bits; padding, other
+//!   alphabets and whitespace are rejected.
+//! - The header is a JSON object with `"alg": "HS256"` (nothing else, in particular not
+//!   `"none"`), a `"kid"` naming a key of the ring, optionally `"typ": "JWT"`, and no `"crit"`.
+//!   Other header members are ignored.
+//! - The tag is HMAC-SHA256 under the key named by `kid`, over the ASCII bytes of the first
+//!   two segments joined by `"."`. It is compared in constant time before the payload is read.
+//! - The payload is a JSON object of [`Claims`]: `exp` is required; `nbf`, `iat`, `sub`,
+//!   `aud`, `iss` and `sealwire_mailbox` are optional; other claims are ignored. Times are
+//!   integer seconds since the Unix epoch; `aud` is a single string (not an array).
+//! - Duplicate members in the header or payload are rejected.
+//!
+//! Keys are at least [`MIN_SECRET_LEN`] random bytes, loaded from a file
+//! ([`TokenKeys::from_file`]) or an environment variable ([`TokenKeys::from_env`]); several
+//! keys with distinct `kid`s may be active at once so that keys can be rotated.
+//!
+//! # Example
+//!
+//! ```
+//! use sealwire_transport::token::{issue, Claims, TokenKey, TokenKeys, TokenVerifier};
+//!
+//! # fn main() -> Result<(), sealwire_transport::token::TokenError> {
+//! // In production the secret comes from `TokenKeys::from_file` or `from_env`.
+//! let key = TokenKey::new("2025-01", vec![0x42; 32])?;
+//! let mailbox = [7u8; 32];
+//! let now = 1_750_000_000;
+//!
+//! // Application backend: issue a token valid for ten minutes, for one mailbox.
+//! let claims = Claims {
+//!     aud: Some("relay.example".into()),
+//!     sealwire_mailbox: Some("07".repeat(32)),
+//!     ..Claims::new(now + 600)
+//! };
+//! let token = issue(&key, &claims);
+//!
+//! // Relay: verify it.
+//! let verifier = TokenVerifier::new(TokenKeys::new(vec![key])?).with_audience("relay.example");
+//! assert_eq!(verifier.verify(&token, now, &mailbox)?, claims);
+//! assert!(verifier.verify(&token, now + 3600, &mailbox).is_err());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// The longest token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// The shortest accepted secret, in bytes (the output size of SHA-256).
+pub const MIN_SECRET_LEN: usize = 32;
+/// The longest accepted key id, in characters.
+pub const MAX_KID_LEN: usize = 64;
+/// The default clock-skew allowance of [`TokenVerifier`], in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// The largest key file [`TokenKeys::from_file`] reads, in bytes.
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a bearer token or a token key was rejected. Messages never contain secret bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No token was presented but the server requires one.
+    #[error("a bearer token is required: obtain one from the application's backend")]
+    Missing,
+    /// The token is not a well-formed HS256 JWT (the detail says which part).
+    #[error("malformed token ({0}): fetch a fresh token from the application's backend")]
+    Malformed(&'static str),
+    /// The header's `alg` is not `HS256` (for example `none` or `HS512`).
+    #[error("unsupported token algorithm: only HS256 is accepted; issue HS256 tokens")]
+    UnsupportedAlgorithm,
+    /// The header has no `kid`, or names a key that is not in the key ring.
+    #[error("unknown token key id: add the token's kid to the key ring or fetch a new token")]
+    UnknownKey,
+    /// The signature does not verify under the key named by `kid`.
+    #[error("bad token signature: check that the backend and the relay share the same key")]
+    BadSignature,
+    /// The token's `exp` (plus leeway) has passed.
+    #[error("token expired: fetch a fresh token from the application's backend")]
+    Expired,
+    /// The token's `nbf` is still in the future (beyond the leeway).
+    #[error("token not yet valid: check the clocks of the backend and the relay")]
+    NotYetValid,
+    /// The token's `aud` does not match the configured audience (or one side has none).
+    #[error("token is for another audience: fetch a token issued for this relay")]
+    WrongAudience,
+    /// The token's `iss` does not match the configured issuer.
+    #[error("token is from an unexpected issuer: fetch a token from the configured issuer")]
+    WrongIssuer,
+    /// The token's `sealwire_mailbox` names another mailbox.
+    #[error("token is bound to another mailbox: fetch a token for this mailbox")]
+    WrongMailbox,
+    /// A key id or secret passed to [`TokenKey::new`] is unacceptable.
+    #[error("invalid token key: {0}")]
+    InvalidKey(&'static str),
+    /// A key ring passed to [`TokenKeys::new`] is empty or has duplicate key ids.
+    #[error("invalid token key ring: {0}")]
+    InvalidKeyRing(String),
+    /// A key file or environment variable could not be read or parsed. The message names the
+    /// source, the line and the reason, never secret bytes.
+    #[error("token key file: {0}")]
+    KeyFile(String),
+}
+
+/// One HMAC-SHA256 key with its key id. The secret is zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct TokenKey {
+    kid: String,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl TokenKey {
+    /// A key named `kid` (1 to [`MAX_KID_LEN`] printable ASCII characters, no whitespace) with
+    /// `secret`, which must be at least [`MIN_SECRET_LEN`] bytes of random data.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::InvalidKey`] if the kid or the secret is unacceptable; the secret is
+    /// zeroized either way.
+    pub fn new(kid: impl Into<String>, secret: Vec<u8>) -> Result<Self, TokenError> {
+        let secret = Zeroizing::new(secret);
+        let kid = kid.into();
+        if kid.is_empty() || kid.len() > MAX_KID_LEN || !kid.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::InvalidKey(
+                "the kid must be 1 to 64 printable ASCII characters without whitespace",
+            ));
+        }
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(TokenError::InvalidKey(
+                "the secret is shorter than 32 bytes; generate at least 32 random bytes",
+            ));
+        }
+        Ok(Self { kid, secret })
+    }
+
+    /// The key id, as carried in the `kid` header of the tokens it signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    fn mac(&self, signing_input: &[u8]) -> Result<HmacSha256, TokenError> {
+        // HMAC accepts keys of any length; this cannot fail.
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret)
+            .map_err(|_| TokenError::InvalidKey("HMAC rejected the secret"))?;
+        mac.update(signing_input);
+        Ok(mac)
+    }
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("kid", &self.kid)
+            .field("secret", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// A key ring: the keys a relay accepts, looked up by `kid`. Several keys allow rotation:
+/// add the new key, move the backend to it, and remove the old key once its tokens expired.
+#[derive(Clone)]
+pub struct TokenKeys {
+    keys: Vec<TokenKey>,
+}
+
+impl TokenKeys {
+    /// A ring of `keys`.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::InvalidKeyRing`] if `keys` is empty or two keys share a kid.
+    pub fn new(keys: Vec<TokenKey>) -> Result<Self, TokenError> {
+        if keys.is_empty() {
+            return Err(TokenError::InvalidKeyRing(
+                "the key ring has no keys".into(),
+            ));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(TokenError::InvalidKeyRing(format!(
+                    "duplicate kid `{}`; give every key a distinct kid",
+                    key.kid
+                )));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// Parses a key ring from `text`: one key per line, `<kid> <secret>`, separated by spaces
+    /// or tabs, where the secret is base64 in the standard or the URL-safe alphabet, padded or
+    /// not. Blank lines and lines starting with `#` are ignored. For example:
+    ///
+    /// ```text
+    /// # current key, then the previous one (remove it once its tokens expired)
+    /// 2025-02 <output of `openssl rand -base64 32`>
+    /// 2025-01 <output of `openssl rand -base64 32`>
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::KeyFile`] naming the offending line (without its content) if a line is
+    /// not `<kid> <secret>`, the secret is not base64 or shorter than 32 bytes, the kid is
+    /// invalid or repeated, or there are no keys.
+    pub fn parse(text: &str) -> Result<Self, TokenError> {
+        Self::parse_lines(text).map_err(TokenError::KeyFile)
+    }
+
+    /// Reads a key ring in the format of [`TokenKeys::parse`] from the file at `path`.
+    ///
+    /// On Unix the file must be a regular file that neither group nor others can access
+    /// (`mode & 0o077 == 0`, for example `chmod 600`), like `ssh` requires of private keys;
+    /// otherwise the file is refused without being read. At most 64 KiB are read.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::KeyFile`] naming `path` if the file cannot be opened or read, is too
+    /// large, is accessible by group or others, is not UTF-8, or does not parse.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenError> {
+        let path = path.as_ref();
+        let fail = |why: String| TokenError::KeyFile(format!("{}: {why}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| fail(format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(fail("not a regular file".into()));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(fail(format!(
+                    "permissions {mode:04o} are too open: group or others can access the \
+                     file; run `chmod 600` on it"
+                )));
+            }
+        }
+        let capacity = usize::try_from(meta.len().min(MAX_KEY_FILE_LEN) + 1).unwrap_or(0);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+        file.take(MAX_KEY_FILE_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_KEY_FILE_LEN {
+            return Err(fail(format!("larger than {MAX_KEY_FILE_LEN} bytes")));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+        Self::parse_lines(text).map_err(fail)
+    }
+
+    /// Reads a key ring in the format of [`TokenKeys::parse`] from the environment variable
+    /// `var_name` (keys separated by newlines). The copy of the value is zeroized.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::KeyFile`] naming the variable if it is unset, not Unicode, or does not
+    /// parse.
+    pub fn from_env(var_name: &str) -> Result<Self, TokenError> {
+        let fail =
+            |why: String| TokenError::KeyFile(format!("environment variable {var_name}: {why}"));
+        let value = std::env::var_os(var_name).ok_or_else(|| fail("not set".into()))?;
+        let value = match value.into_string() {
+            Ok(s) => Zeroizing::new(s),
+            Err(os) => {
+                drop(Zeroizing::new(os.into_encoded_bytes()));
+                return Err(fail("not valid Unicode".into()));
+            }
+        };
+        Self::parse_lines(&value).map_err(fail)
+    }
+
+    /// The key named `kid`, if it is in the ring.
+    pub fn get(&self, kid: &str) -> Option<&TokenKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// The key ids in the ring, in the order given.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| k.kid.as_str())
+    }
+
+    fn parse_lines(text: &str) -> Result<Self, String> {
+        let mut keys: Vec<(usize, TokenKey)> = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let n = index + 1;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_ascii_whitespace();
+            let (Some(kid), Some(secret), None) = (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(format!("line {n}: expected `<kid> <base64 secret>`"));
+            };
+            let secret = decode_secret(secret)
+                .ok_or_else(|| format!("line {n}: the secret is not valid base64"))?;
+            let key = TokenKey::new(kid, secret).map_err(|e| format!("line {n}: {e}"))?;
+            if let Some((m, _)) = keys.iter().find(|(_, k)| k.kid == key.kid) {
+                return Err(format!("line {n}: duplicate kid `{}` (line {m})", key.kid));
+            }
+            keys.push((n, key));
+        }
+        if keys.is_empty() {
+            return Err("no keys found; expected lines of `<kid> <base64 secret>`".into());
+        }
+        Ok(Self {
+            keys: keys.into_iter().map(|(_, k)| k).collect(),
+        })
+    }
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("kids", &self.kids().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Decodes a key-file secret: standard or URL-safe alphabet, padded or not, into a buffer
+/// that is zeroized on drop (no intermediate copies).
+fn decode_secret(text: &str) -> Option<Vec<u8>> {
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let engine = if text.contains(['-', '_']) {
+        GeneralPurpose::new(&alphabet::URL_SAFE, config)
+    } else {
+        GeneralPurpose::new(&alphabet::STANDARD, config)
+    };
+    let mut buf = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(text.len())]);
+    let len = engine.decode_slice(text, &mut buf[..]).ok()?;
+    buf.truncate(len);
+    Some(std::mem::take(&mut *buf))
+}
+
+/// The claims of a token. Unknown claims are ignored when verifying.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Expiry, in seconds since the Unix epoch. Required.
+    pub exp: u64,
+    /// Not valid before, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at, in seconds since the Unix epoch (informational; not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Subject: the application's user id (informational; not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audience: the relay the token is for. Must match [`TokenVerifier::with_audience`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Issuer: the backend that issued the token. Checked if [`TokenVerifier::with_issuer`]
+    /// is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Lowercase hex of the 32-byte mailbox id the token is restricted to; absent means any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealwire_mailbox: Option<String>,
+}
+
+impl Claims {
+    /// Claims with expiry `exp` (seconds since the Unix epoch) and nothing else.
+    pub fn new(exp: u64) -> Self {
+        Self {
+            exp,
+            ..Self::default()
+        }
+    }
+}
+
+/// The JOSE header members this module looks at.
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a member is present, whatever its value (even `null`).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// Checks bearer tokens against a key ring, a clock and the relay's expectations.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    keys: TokenKeys,
+    leeway_secs: u64,
+    audience: Option<String>,
+    issuer: Option<String>,
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens signed by `keys`, with a leeway of [`DEFAULT_LEEWAY_SECS`] and no
+    /// audience or issuer configured (then tokens that carry an `aud` are rejected).
+    pub fn new(keys: TokenKeys) -> Self {
+        Self {
+            keys,
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            audience: None,
+            issuer: None,
+        }
+    }
+
+    /// Sets the clock-skew allowance applied to `exp` and `nbf`.
+    #[must_use]
+    pub fn with_leeway_secs(mut self, leeway_secs: u64) -> Self {
+        self.leeway_secs = leeway_secs;
+        self
+    }
+
+    /// Requires tokens to carry exactly this `aud`.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Requires tokens to carry exactly this `iss`.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    /// The clock-skew allowance, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway_secs
+    }
+
+    /// Verifies `token` at time `now_unix_secs` for a client that opens `mailbox`, and returns
+    /// its claims. Checks, in this order (the first failure is returned):
+    ///
+    /// 1. non-empty ([`TokenError::Missing`]) and at most [`MAX_TOKEN_LEN`] bytes;
+    /// 2. exactly three strict unpadded base64url segments;
+    /// 3. header: a JSON object with `alg` `HS256` ([`TokenError::UnsupportedAlgorithm`]), a
+    ///    `kid` in the ring ([`TokenError::UnknownKey`]), `typ` absent or `JWT`, no `crit`;
+    /// 4. HMAC-SHA256 tag, in constant time, before the payload is parsed
+    ///    ([`TokenError::BadSignature`]);
+    /// 5. payload: a JSON object of [`Claims`] with an integer `exp`;
+    /// 6. `exp + leeway > now` ([`TokenError::Expired`]), then `nbf <= now + leeway`
+    ///    ([`TokenError::NotYetValid`]);
+    /// 7. `aud` equal to the configured audience, both absent if none is configured
+    ///    (RFC 7519 §4.1.3; [`TokenError::WrongAudience`]); `iss` equal to the configured
+    ///    issuer if one is ([`TokenError::WrongIssuer`]);
+    /// 8. `sealwire_mailbox`, if present, equal to the lowercase hex of `mailbox`
+    ///    ([`TokenError::WrongMailbox`]).
+    ///
+    /// Other failures are [`TokenError::Malformed`].
+    ///
+    /// # Errors
+    ///
+    /// The [`TokenError`] of the first failed check.
+    pub fn verify(
+        &self,
+        token: &str,
+        now_unix_secs: u64,
+        mailbox: &[u8; 32],
+    ) -> Result<Claims, TokenError> {
+        use TokenError::Malformed;
+        if token.is_empty() {
+            return Err(TokenError::Missing);
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Malformed("longer than 4096 bytes"));
+        }
+        let mut segments = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(tag_b64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(Malformed("not three dot-separated segments"));
+        };
+        let decode = |segment: &str, what: &'static str| {
+            URL_SAFE_NO_PAD.decode(segment).map_err(|_| Malformed(what))
+        };
+        let header = decode(header_b64, "header is not unpadded base64url")?;
+        let payload = decode(payload_b64, "payload is not unpadded base64url")?;
+        let tag = decode(tag_b64, "signature is not unpadded base64url")?;
+
+        let header: Header = parse_json_object(&header)
+            .ok_or(Malformed("header is not a JSON object with string members"))?;
+        if header.alg.as_deref() != Some("HS256") {
+            return Err(TokenError::UnsupportedAlgorithm);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        if header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
+            return Err(Malformed("typ header is not JWT"));
+        }
+        if header.crit.0 {
+            return Err(Malformed("crit header is not supported"));
+        }
+
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        key.mac(signing_input.as_bytes())?
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
+
+        let claims: Claims = parse_json_object(&payload).ok_or(Malformed(
+            "payload is not a JSON object of claims with an integer exp",
+        ))?;
+        if claims.exp.saturating_add(self.leeway_secs) <= now_unix_secs {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now_unix_secs.saturating_add(self.leeway_secs))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.aud != self.audience {
+            return Err(TokenError::WrongAudience);
+        }
+        if self.issuer.is_some() && claims.iss != self.issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if let Some(bound) = &claims.sealwire_mailbox
+            && !is_lower_hex_of(bound, mailbox)
+        {
+            return Err(TokenError::WrongMailbox);
+        }
+        Ok(claims)
+    }
+}
+
+/// Parses `bytes` as a JSON object (not an array, which serde would also map to a struct).
+fn parse_json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+/// Whether `text` is exactly the lowercase hex encoding of `bytes`.
+fn is_lower_hex_of(text: &str, bytes: &[u8]) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    text.len() == bytes.len() * 2
+        && text
+            .as_bytes()
+            .chunks_exact(2)
+            .zip(bytes)
+            .all(|(pair, &b)| {
+                pair[0] == HEX[usize::from(b >> 4)] && pair[1] == HEX[usize::from(b & 0x0f)]
+            })
+}
+
+/// Issues an HS256 token for `claims` signed with `key`, with the header
+/// `{"alg":"HS256","kid":<kid>,"typ":"JWT"}`. For application backends and tests; the relay
+/// only verifies.
+pub fn issue(key: &TokenKey, claims: &Claims) -> String {
+    let mut header = Map::new();
+    header.insert("alg".into(), Value::String("HS256".into()));
+    header.insert("kid".into(), Value::String(key.kid.clone()));
+    header.insert("typ".into(), Value::String("JWT".into()));
+    let mut token = URL_SAFE_NO_PAD.encode(Value::Object(header).to_string());
+    token.push('.');
+    // Neither serializing these claims (strings and integers) nor keying HMAC (any key length
+    // is valid) can fail; if either ever did, the token would be one that no verifier accepts.
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).unwrap_or_default(), &mut token);
+    let tag = key
+        .mac(token.as_bytes())
+        .map(|mac| mac.finalize().into_bytes());
+    token.push('.');
+    if let Ok(tag) = tag {
+        URL_SAFE_NO_PAD.encode_string(tag, &mut token);
+    }
+    token
+}
+
+/// A bearer token held by a client: zeroized on drop, redacted in `Debug`.
+#[derive(Clone)]
+pub struct BearerToken(Zeroizing<String>);
+
+impl BearerToken {
+    /// Wraps `token` (as issued by the application's backend).
+    pub fn new(token: String) -> Self {
+        Self(Zeroizing::new(token))
+    }
+
+    /// The token, to put in the `hello` frame.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}

@@ -1,0 +1,180 @@
+//! A minimal in-memory relay for the transport tests: routes sends to live connections,
+//! stores them until acknowledged, redelivers on connect, and serves prekey bundles. (The real
+//! relay, with durable storage and limits, is `sealwire-relay`.)
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
+use sealwire_transport::code::{CloseCode, ErrorCode};
+use sealwire_transport::frame::{
+    Accepted, Bundle, Delivery, MailboxId, MessageId, PrekeyStatus, ServerFrame,
+};
+use sealwire_transport::server::{Connection, Refusal, Request, Service, Welcome};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Mailbox {
+    stored: BTreeMap<u64, Delivery>,
+    live: Option<Connection>,
+    prekeys: Option<(PublicIdentity, SignedPrekey, VecDeque<OneTimePrekey>)>,
+}
+
+#[derive(Default)]
+struct State {
+    mailboxes: HashMap<MailboxId, Mailbox>,
+    seen: HashSet<(MailboxId, MessageId)>,
+    next_delivery: u64,
+    disconnects: Vec<(MailboxId, CloseCode)>,
+    accepted_sends: usize,
+}
+
+/// The in-memory relay. Share one `Arc` between server restarts to model a durable store.
+#[derive(Default)]
+pub(crate) struct MemoryRelay {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl MemoryRelay {
+    pub(crate) fn new() -> Arc<MemoryRelay> {
+        Arc::new(MemoryRelay::default())
+    }
+
+    /// Close codes of ended connections, in order.
+    pub(crate) fn disconnects(&self) -> Vec<(MailboxId, CloseCode)> {
+        self.state.lock().unwrap().disconnects.clone()
+    }
+
+    /// Waits until a connection of `mailbox` ended, and returns its close code.
+    pub(crate) async fn wait_disconnect(&self, mailbox: MailboxId) -> CloseCode {
+        loop {
+            let notified = self.changed.notified();
+            if let Some((_, code)) = self.disconnects().into_iter().find(|(m, _)| *m == mailbox) {
+                return code;
+            }
+            notified.await;
+        }
+    }
+
+    /// Messages stored (not yet acknowledged) for `mailbox`.
+    pub(crate) fn stored(&self, mailbox: MailboxId) -> usize {
+        let state = self.state.lock().unwrap();
+        state.mailboxes.get(&mailbox).map_or(0, |m| m.stored.len())
+    }
+
+    /// Distinct sends accepted so far.
+    pub(crate) fn accepted_sends(&self) -> usize {
+        self.state.lock().unwrap().accepted_sends
+    }
+}
+
+impl Service for MemoryRelay {
+    async fn connected(&self, connection: &Connection) -> Result<Welcome, Refusal> {
+        let mut state = self.state.lock().unwrap();
+        let mailbox = state.mailboxes.entry(connection.mailbox()).or_default();
+        if let Some(previous) = mailbox.live.replace(connection.clone()) {
+            previous.close(CloseCode::REPLACED);
+        }
+        for delivery in mailbox.stored.values() {
+            if connection
+                .send(&ServerFrame::Deliver(delivery.clone()))
+                .is_err()
+            {
+                break;
+            }
+        }
+        let one_time = mailbox
+            .prekeys
+            .as_ref()
+            .map_or(0, |(_, _, keys)| keys.len());
+        Ok(Welcome::new(u32::try_from(one_time).unwrap()))
+    }
+
+    async fn request(&self, connection: &Connection, request: Request) -> Result<(), Refusal> {
+        let mut state = self.state.lock().unwrap();
+        let from = connection.mailbox();
+        match request {
+            Request::Send(send) => {
+                if state.seen.insert((from, send.id)) {
+                    state.accepted_sends += 1;
+                    for to in &send.to {
+                        state.next_delivery += 1;
+                        let delivery = Delivery {
+                            delivery: state.next_delivery,
+                            from,
+                            id: send.id,
+                            payload: send.payload.clone(),
+                        };
+                        let mailbox = state.mailboxes.entry(*to).or_default();
+                        if let Some(live) = &mailbox.live {
+                            // A slow consumer is closed; the message stays stored.
+                            let _ = live.send(&ServerFrame::Deliver(delivery.clone()));
+                        }
+                        mailbox.stored.insert(delivery.delivery, delivery);
+                    }
+                }
+                let _ = connection.send(&ServerFrame::Accepted(Accepted { id: send.id }));
+            }
+            Request::Ack(ack) => {
+                let mailbox = state.mailboxes.entry(from).or_default();
+                for delivery in ack.deliveries {
+                    mailbox.stored.remove(&delivery);
+                }
+            }
+            Request::UploadPrekeys(upload) => {
+                let mailbox = state.mailboxes.entry(from).or_default();
+                let identity = connection.identity().clone();
+                let keys = mailbox
+                    .prekeys
+                    .take()
+                    .map(|(_, _, keys)| keys)
+                    .unwrap_or_default();
+                let mut keys = keys;
+                keys.extend(upload.one_time);
+                let left = keys.len();
+                mailbox.prekeys = Some((identity, upload.signed_prekey, keys));
+                let status = PrekeyStatus {
+                    request: Some(upload.request),
+                    one_time_prekeys: u32::try_from(left).unwrap(),
+                    low: left < 10,
+                };
+                let _ = connection.send(&ServerFrame::Prekeys(status));
+            }
+            Request::FetchBundle(fetch) => {
+                let mailbox = state.mailboxes.entry(fetch.mailbox).or_default();
+                let Some((identity, signed, keys)) = mailbox.prekeys.as_mut() else {
+                    return Err(Refusal::Error(ErrorCode::NoBundle));
+                };
+                let bundle = PrekeyBundle {
+                    identity: identity.clone(),
+                    signed_prekey: signed.clone(),
+                    one_time_prekey: keys.pop_front(),
+                };
+                let frame = ServerFrame::Bundle(Bundle {
+                    request: fetch.request,
+                    bundle: bundle.to_bytes(),
+                });
+                let _ = connection.send(&frame);
+            }
+            _ => return Err(Refusal::Error(ErrorCode::BadRequest)),
+        }
+        Ok(())
+    }
+
+    async fn disconnected(&self, connection: &Connection, code: CloseCode) {
+        {
+            let mut state = self.state.lock().unwrap();
+            let mailbox = state.mailboxes.entry(connection.mailbox()).or_default();
+            if mailbox
+                .live
+                .as_ref()
+                .is_some_and(|live| live.id() == connection.id())
+            {
+                mailbox.live = None;
+            }
+            state.disconnects.push((connection.mailbox(), code));
+        }
+        self.changed.notify_waiters();
+    }
+}

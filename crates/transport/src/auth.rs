@@ -180,6 +180,7 @@ impl Rejection {
 pub struct ServerAuth {
     nonce: [u8; 32],
     binding: ChannelBinding,
+    sni: Option<String>,
 }
 
 impl ServerAuth {
@@ -191,7 +192,21 @@ impl ServerAuth {
     /// Starts authentication with a given nonce. The nonce must never repeat: use
     /// [`ServerAuth::new`] outside of tests and vectors.
     pub fn with_nonce(nonce: [u8; 32], binding: ChannelBinding) -> (ServerAuth, Challenge) {
-        (ServerAuth { nonce, binding }, Challenge { nonce })
+        (
+            ServerAuth {
+                nonce,
+                binding,
+                sni: None,
+            },
+            Challenge { nonce },
+        )
+    }
+
+    /// Also requires the `hello`'s server name to be the one the client sent in TLS SNI
+    /// (when it sent one: clients connecting to an IP address send none).
+    pub fn with_sni(mut self, sni: Option<String>) -> ServerAuth {
+        self.sni = sni;
+        self
     }
 
     /// Checks the client's first message. Consumes `self`: a nonce answers one `hello` only.
@@ -224,6 +239,11 @@ impl ServerAuth {
             .any(|name| name.eq_ignore_ascii_case(&hello.server_name));
         if !known_name {
             return Err(failed("the hello names another server"));
+        }
+        if let Some(sni) = &self.sni
+            && !sni.eq_ignore_ascii_case(&hello.server_name)
+        {
+            return Err(failed("the hello's server name is not the TLS server name"));
         }
         let identity = PublicIdentity::from_bytes(&hello.identity)
             .map_err(|_| failed("malformed identity"))?;

@@ -33,6 +33,15 @@ pub enum Error {
     #[error("the server's certificate is not trusted: {0}")]
     UntrustedCertificate(String),
 
+    /// The server refused the WebSocket upgrade with this HTTP status: 403 for an `Origin`
+    /// it does not allow, 400 if the client did not offer the protocol's subprotocol. 4xx
+    /// statuses are permanent (fix the configuration); 5xx and 429 are transient.
+    #[error("the server refused the WebSocket upgrade with HTTP status {status}")]
+    UpgradeRefused {
+        /// The HTTP status code.
+        status: u16,
+    },
+
     /// The WebSocket upgrade or a WebSocket frame failed (bad HTTP response, refused origin,
     /// unsupported subprotocol, oversize or malformed frame).
     #[error("WebSocket: {0}")]
@@ -118,6 +127,9 @@ impl From<tokio_tungstenite::tungstenite::Error> for Error {
         match error {
             WsError::Io(io) => Error::Io(io),
             WsError::Capacity(capacity) => Error::WebSocket(format!("capacity: {capacity}")),
+            WsError::Http(response) => Error::UpgradeRefused {
+                status: response.status().as_u16(),
+            },
             other => Error::WebSocket(other.to_string()),
         }
     }

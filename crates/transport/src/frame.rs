@@ -188,7 +188,7 @@ pub enum ServerFrame {
     Challenge(Challenge),
     /// 1: authentication succeeded.
     Ready(Ready),
-    /// 2: the message with this id is stored (durably) or delivered; the sender may forget it.
+    /// 2: the message with this id is stored durably; the sender may forget it.
     Accepted(Accepted),
     /// 3: a message for the connection's mailbox.
     Deliver(Delivery),

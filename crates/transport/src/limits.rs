@@ -11,7 +11,7 @@
 //! | `max_recipients` | 450 | error 3 `too_many_recipients` |
 //! | `read_buffer_size` | 4 KiB | (memory per connection) |
 //! | `write_buffer_size` | 4 KiB | (memory per connection) |
-//! | `max_write_buffer_size` | 224 KiB | close 4005 `slow_consumer` |
+//! | `max_write_buffer_size` | 224 KiB | connection dropped, reported as 4005 `slow_consumer` |
 //! | `outbound_queue` | 256 frames | close 4005 `slow_consumer` |
 //! | `write_timeout` | 10 s | close 4005 `slow_consumer` |
 //! | `ping_interval` | 20 s | (a ping is sent) |
@@ -20,7 +20,7 @@
 //!
 //! `max_payload` covers the largest sealwire envelope (`MAX_ENVELOPE_LEN`, 64.5 KiB) with room
 //! for the group signature, and `max_message_size` covers a `send` of that payload to
-//! `max_recipients` recipients (33 bytes each). tungstenite's default read buffer is 128 KiB per
+//! `max_recipients` recipients (32 bytes each). tungstenite's default read buffer is 128 KiB per
 //! connection; 4 KiB is enough for a frame header and grows only while a large message is read.
 
 use std::time::Duration;

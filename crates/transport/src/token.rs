@@ -22,7 +22,8 @@
 //! - The payload is a JSON object of [`Claims`]: `exp` is required; `nbf`, `iat`, `sub`,
 //!   `aud`, `iss` and `sealwire_mailbox` are optional; other claims are ignored. Times are
 //!   integer seconds since the Unix epoch; `aud` is a single string (not an array).
-//! - Duplicate members in the header or payload are rejected.
+//! - Duplicate members among those read (`alg`, `kid`, `typ`, `crit` in the header; the
+//!   claims listed above in the payload) are rejected; other members are ignored.
 //!
 //! Keys are at least [`MIN_SECRET_LEN`] random bytes, loaded from a file
 //! ([`TokenKeys::from_file`]) or an environment variable ([`TokenKeys::from_env`]); several

@@ -177,7 +177,7 @@ pub(crate) async fn connect(
             ServerFrame::Challenge(challenge) => challenge,
             _ => return Err(Error::UnexpectedFrame("expected challenge")),
         };
-        let token = config.token.as_ref().and_then(|provider| provider());
+        let token = config.token.as_ref().and_then(super::TokenSource::token);
         let server_name = config.server_name.as_deref().unwrap_or(&target.host);
         let hello = auth::respond(identity, &challenge, server_name, &binding, token.as_ref())?;
         let bytes = frame::encode(&ClientFrame::Hello(hello))?;

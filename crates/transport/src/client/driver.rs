@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::connect::{self, Socket, Target};
-use super::{ClientConfig, Command, Event};
+use super::{ClientConfig, Command, Event, MAX_EXPIRED_TOKEN_RETRIES, TokenSource};
 use crate::code::{CloseCode, ErrorCode};
 use crate::error::{Error, Result};
 use crate::frame::{
@@ -129,6 +129,7 @@ pub(crate) async fn run(
 ) {
     let mut state = State::default();
     let mut attempt = 0u32;
+    let mut expired_tokens = 0u32;
     loop {
         let connected = {
             let connecting = connect::connect(&config, &target, &identity);
@@ -145,6 +146,7 @@ pub(crate) async fn run(
             Some(Err(error)) => error,
             Some(Ok((mut ws, ready))) => {
                 attempt = 0;
+                expired_tokens = 0;
                 tracing::debug!(mailbox = %ready.mailbox, "connected");
                 if events.send(Event::Connected(ready)).await.is_err() {
                     return;
@@ -158,11 +160,30 @@ pub(crate) async fn run(
                         let _ = timeout(config.limits.write_timeout, ws.close(Some(frame))).await;
                         return stop(&events, Error::Shutdown).await;
                     }
-                    Exit::Failed(error) => error,
+                    Exit::Failed(error) => {
+                        // Tell a relay that broke the protocol why we leave.
+                        let code = match error {
+                            Error::MalformedFrame(_) => Some(CloseCode::MALFORMED_FRAME),
+                            Error::UnexpectedFrame(_) => Some(CloseCode::POLICY_VIOLATION),
+                            _ => None,
+                        };
+                        if let Some(code) = code {
+                            let frame = CloseFrame {
+                                code: code.0.into(),
+                                reason: code.name().unwrap_or("").into(),
+                            };
+                            let _ =
+                                timeout(config.limits.write_timeout, ws.close(Some(frame))).await;
+                        }
+                        error
+                    }
                 }
             }
         };
-        if is_fatal(&error, &config) {
+        if is_token_expiry(&error) {
+            expired_tokens = expired_tokens.saturating_add(1);
+        }
+        if is_fatal(&error, &config, expired_tokens) {
             tracing::warn!(%error, "stopped");
             return stop(&events, error).await;
         }
@@ -193,11 +214,19 @@ async fn stop(events: &mpsc::Sender<Event>, error: Error) {
     let _ = events.send(Event::Stopped { error }).await;
 }
 
+fn is_token_expiry(error: &Error) -> bool {
+    matches!(error, Error::Closed { code, .. } if *code == CloseCode::TOKEN_EXPIRED)
+}
+
 /// Whether reconnecting cannot help.
-fn is_fatal(error: &Error, config: &ClientConfig) -> bool {
+fn is_fatal(error: &Error, config: &ClientConfig, expired_tokens: u32) -> bool {
     match error {
-        // With a provider, the next attempt brings a fresh token.
-        Error::Closed { code, .. } if *code == CloseCode::TOKEN_EXPIRED => config.token.is_none(),
+        // A provider may hand out a fresh token next time; a static token stays expired.
+        Error::Closed { code, .. } if *code == CloseCode::TOKEN_EXPIRED => match &config.token {
+            Some(TokenSource::Provider(_)) => expired_tokens > MAX_EXPIRED_TOKEN_RETRIES,
+            _ => true,
+        },
+        Error::UpgradeRefused { status } => !(500..600).contains(status) && *status != 429,
         Error::Closed { code, .. } => code.is_fatal(),
         Error::UntrustedCertificate(_)
         | Error::InvalidConfig(_)

@@ -31,6 +31,30 @@ use crate::token::BearerToken;
 /// the application's backend when needed).
 pub type TokenProvider = Arc<dyn Fn() -> Option<BearerToken> + Send + Sync>;
 
+/// Where the client's bearer token comes from.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// The same token on every connection. Once it expires the client stops
+    /// ([`CloseCode::TOKEN_EXPIRED`](crate::code::CloseCode::TOKEN_EXPIRED) is fatal).
+    Static(Arc<BearerToken>),
+    /// Asked before every connection attempt. After an expired-token refusal the client tries
+    /// again with the provider's next token, at most [`MAX_EXPIRED_TOKEN_RETRIES`] times in a
+    /// row.
+    Provider(TokenProvider),
+}
+
+/// How many consecutive expired-token refusals a [`TokenSource::Provider`] client retries.
+pub const MAX_EXPIRED_TOKEN_RETRIES: u32 = 3;
+
+impl TokenSource {
+    pub(crate) fn token(&self) -> Option<BearerToken> {
+        match self {
+            TokenSource::Static(token) => Some(BearerToken::new(token.as_str().to_owned())),
+            TokenSource::Provider(provider) => provider(),
+        }
+    }
+}
+
 /// The client's configuration.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -43,7 +67,7 @@ pub struct ClientConfig {
     /// An `Origin` header to send (browsers always send one; native clients usually none).
     pub origin: Option<String>,
     /// Where bearer tokens come from, if the relay requires them.
-    pub token: Option<TokenProvider>,
+    pub token: Option<TokenSource>,
     /// Timeouts and sizes.
     pub limits: Limits,
     /// Reconnect delays.
@@ -61,7 +85,7 @@ impl core::fmt::Debug for ClientConfig {
             .field("url", &self.url)
             .field("server_name", &self.server_name)
             .field("origin", &self.origin)
-            .field("token", &self.token.as_ref().map(|_| "<provider>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("limits", &self.limits)
             .field("backoff", &self.backoff)
             .field("send_queue", &self.send_queue)
@@ -94,16 +118,13 @@ impl ClientConfig {
 
     /// Sends the same bearer token on every connection.
     pub fn token(mut self, token: BearerToken) -> ClientConfig {
-        let token = Arc::new(token);
-        self.token = Some(Arc::new(move || {
-            Some(BearerToken::new(token.as_str().to_owned()))
-        }));
+        self.token = Some(TokenSource::Static(Arc::new(token)));
         self
     }
 
     /// Asks `provider` for a token before every connection attempt.
     pub fn token_provider(mut self, provider: TokenProvider) -> ClientConfig {
-        self.token = Some(provider);
+        self.token = Some(TokenSource::Provider(provider));
         self
     }
 }
@@ -202,7 +223,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::TooLarge`] over the payload or recipient limit; [`Error::InvalidConfig`] with
-    /// no recipients; [`Error::Shutdown`] if the client stopped.
+    /// no recipients or a recipient listed twice; [`Error::Shutdown`] if the client stopped.
+    /// The limits checked here are the client's own [`Limits`]; a relay announcing lower ones
+    /// in `ready` refuses larger sends with [`Event::Rejected`].
     pub async fn send(&self, to: Vec<MailboxId>, payload: Vec<u8>) -> Result<MessageId> {
         self.check_send(&to, &payload)?;
         let permit = self

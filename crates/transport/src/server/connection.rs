@@ -39,19 +39,21 @@ pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: 
             let acceptor = tls.acceptor();
             let handshake = async {
                 let stream = acceptor.accept(tcp).await?;
-                let binding = ChannelBinding::from_tls(stream.get_ref().1)?;
+                let tls = stream.get_ref().1;
+                let binding = ChannelBinding::from_tls(tls)?;
+                let sni = tls.server_name().map(str::to_owned);
                 let ws = upgrade(stream, peer, &shared).await?;
-                Ok::<_, Error>((ws, binding))
+                Ok::<_, Error>((ws, binding, sni))
             };
             match timeout(limits.handshake_timeout, handshake).await {
-                Ok(Ok((ws, binding))) => run(ws, binding, peer, shared.clone()).await,
+                Ok(Ok((ws, binding, sni))) => run(ws, binding, sni, peer, shared.clone()).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
                 Err(_) => tracing::debug!(%peer, "handshake timed out"),
             }
         }
         Security::InsecurePlaintext => {
             match timeout(limits.handshake_timeout, upgrade(tcp, peer, &shared)).await {
-                Ok(Ok(ws)) => run(ws, ChannelBinding::None, peer, shared.clone()).await,
+                Ok(Ok(ws)) => run(ws, ChannelBinding::None, None, peer, shared.clone()).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
                 Err(_) => tracing::debug!(%peer, "handshake timed out"),
             }
@@ -83,6 +85,7 @@ where
 async fn run<T, S>(
     mut ws: WebSocketStream<T>,
     binding: ChannelBinding,
+    sni: Option<String>,
     peer: SocketAddr,
     shared: Arc<Shared<S>>,
 ) where
@@ -91,6 +94,7 @@ async fn run<T, S>(
 {
     let limits = &shared.config.limits;
     let (auth, challenge) = ServerAuth::new(binding);
+    let auth = auth.with_sni(sni);
     if write(&mut ws, limits, &ServerFrame::Challenge(challenge))
         .await
         .is_err()
@@ -115,7 +119,7 @@ async fn run<T, S>(
     let connection = Connection::new(id, peer, authenticated, outbound);
     tracing::info!(%peer, id, mailbox = %connection.mailbox(), "authenticated");
 
-    let code = match shared.service.connected(&connection).await {
+    let ended = match shared.service.connected(&connection).await {
         Ok(welcome) => {
             let ready = ServerFrame::Ready(Ready {
                 mailbox: connection.mailbox(),
@@ -126,15 +130,16 @@ async fn run<T, S>(
             // Ready goes out before anything `connected` queued (stored deliveries).
             match write(&mut ws, limits, &ready).await {
                 Ok(()) => request_loop(&mut ws, &connection, queue, &shared).await,
-                Err(()) => ABNORMAL,
+                Err(()) => Ended::Dropped,
             }
         }
-        Err(Refusal::Close(code)) => code,
-        Err(Refusal::Error(_)) => CloseCode::INTERNAL_ERROR,
+        Err(Refusal::Close(code)) => Ended::Close(code),
+        Err(Refusal::Error(_)) => Ended::Close(CloseCode::INTERNAL_ERROR),
     };
-    if code != ABNORMAL {
+    if let Ended::Close(code) = ended {
         close(&mut ws, limits, code).await;
     }
+    let code = ended.code();
     tracing::info!(%peer, id, code = %code, "disconnected");
     shared.service.disconnected(&connection, code).await;
 }
@@ -145,11 +150,12 @@ async fn request_loop<T, S>(
     connection: &Connection,
     mut queue: mpsc::Receiver<Bytes>,
     shared: &Shared<S>,
-) -> CloseCode
+) -> Ended
 where
     T: AsyncRead + AsyncWrite + Unpin,
     S: Service,
 {
+    use Ended::{ByPeer, Close, Dropped};
     let limits = &shared.config.limits;
     let mut shutdown = shared.shutdown.subscribe();
     let mut last_received = Instant::now();
@@ -160,55 +166,86 @@ where
         let wake_at = pong_due
             .map_or(next_ping, |due| due.min(next_ping))
             .min(idle_at);
+        // Biased: close requests first, then writes before reads, so that a client cannot
+        // flood requests while its own answers pile up in the outbound queue.
         tokio::select! {
             biased;
-            code = connection.close_signal().wait() => return code,
-            _ = shutdown.changed() => return CloseCode::GOING_AWAY,
+            code = connection.close_signal().wait() => return Close(code),
+            _ = shutdown.changed() => return Close(CloseCode::GOING_AWAY),
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return Close(CloseCode::INTERNAL_ERROR) };
+                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => return Close(CloseCode::SLOW_CONSUMER),
+                    Ok(Err(_)) => return Dropped,
+                }
+            }
             incoming = ws.next() => {
                 last_received = Instant::now();
                 let message = match incoming {
-                    None => return ABNORMAL,
-                    Some(Err(error)) => return read_error_code(&error),
+                    None => return Dropped,
+                    Some(Err(error)) => return Ended::after_read_error(&error),
                     Some(Ok(message)) => message,
                 };
                 match message {
                     Message::Binary(bytes) => {
                         if let Err(code) = handle(connection, &bytes, shared).await {
-                            return code;
+                            return Close(code);
                         }
                     }
-                    Message::Text(_) => return CloseCode::UNSUPPORTED_DATA,
+                    Message::Text(_) => return Close(CloseCode::UNSUPPORTED_DATA),
                     Message::Pong(_) => pong_due = None,
                     Message::Ping(_) | Message::Frame(_) => {}
-                    Message::Close(_) => return CloseCode::NORMAL,
-                }
-            }
-            frame = queue.recv() => {
-                let Some(frame) = frame else { return CloseCode::INTERNAL_ERROR };
-                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return ABNORMAL,
-                    Err(_) => return CloseCode::SLOW_CONSUMER,
+                    Message::Close(frame) => {
+                        return ByPeer(frame.map_or(CloseCode(1005), |frame| CloseCode(frame.code.into())));
+                    }
                 }
             }
             () = sleep_until(wake_at) => {
                 let now = Instant::now();
                 if pong_due.is_some_and(|due| now >= due) {
-                    return CloseCode::HEARTBEAT_TIMEOUT;
+                    return Close(CloseCode::HEARTBEAT_TIMEOUT);
                 }
                 if now >= idle_at {
-                    return CloseCode::IDLE_TIMEOUT;
+                    return Close(CloseCode::IDLE_TIMEOUT);
                 }
                 if now >= next_ping {
                     next_ping = now + limits.ping_interval;
                     pong_due.get_or_insert(now + limits.pong_timeout);
                     match timeout(limits.write_timeout, ws.send(Message::Ping(Bytes::new()))).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => return ABNORMAL,
-                        Err(_) => return CloseCode::SLOW_CONSUMER,
+                        Ok(Err(_)) => return Dropped,
+                        Err(_) => return Close(CloseCode::SLOW_CONSUMER),
                     }
                 }
             }
+        }
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// This side closes with the code.
+    Close(CloseCode),
+    /// The peer sent a close frame with this code (tungstenite answers it).
+    ByPeer(CloseCode),
+    /// The socket failed or vanished; no close frame can be sent.
+    Dropped,
+}
+
+impl Ended {
+    fn after_read_error(error: &WsError) -> Ended {
+        match read_error_code(error) {
+            ABNORMAL => Ended::Dropped,
+            code => Ended::Close(code),
+        }
+    }
+
+    /// The code reported to the service.
+    fn code(&self) -> CloseCode {
+        match self {
+            Ended::Close(code) | Ended::ByPeer(code) => *code,
+            Ended::Dropped => ABNORMAL,
         }
     }
 }

@@ -179,6 +179,23 @@ impl Connection {
         }
     }
 
+    /// Queues a frame for the client, waiting while the queue is full. For streaming a
+    /// backlog (stored messages on connect) from a task of the service's own: the connection
+    /// drains its queue only after [`Service::connected`] returned. Live traffic should use
+    /// [`Connection::send`], which never waits on a slow client.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the connection has ended (stalled writes end it after the
+    /// write timeout, so this does not wait forever).
+    pub async fn send_queued(&self, frame: &ServerFrame) -> Result<()> {
+        let bytes = Bytes::from(frame::encode(frame)?);
+        self.inner
+            .outbound
+            .send(bytes)
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
     /// Asks the connection to close with `code` (the first request wins).
     pub fn close(&self, code: CloseCode) {
         self.inner.close.request(code);

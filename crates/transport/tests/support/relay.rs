@@ -16,7 +16,10 @@ use tokio::sync::Notify;
 #[derive(Default)]
 struct Mailbox {
     stored: BTreeMap<u64, Delivery>,
+    /// The connection that gets new messages at once; set once its backlog is sent.
     live: Option<Connection>,
+    /// The connection catching up on its backlog.
+    catching_up: Option<Connection>,
     prekeys: Option<(PublicIdentity, SignedPrekey, VecDeque<OneTimePrekey>)>,
 }
 
@@ -34,11 +37,14 @@ struct State {
 pub(crate) struct MemoryRelay {
     state: Mutex<State>,
     changed: Notify,
+    this: Mutex<std::sync::Weak<MemoryRelay>>,
 }
 
 impl MemoryRelay {
     pub(crate) fn new() -> Arc<MemoryRelay> {
-        Arc::new(MemoryRelay::default())
+        let relay = Arc::new(MemoryRelay::default());
+        *relay.this.lock().unwrap() = Arc::downgrade(&relay);
+        relay
     }
 
     /// Close codes of ended connections, in order.
@@ -69,25 +75,70 @@ impl MemoryRelay {
     }
 }
 
+impl MemoryRelay {
+    fn self_ref(&self) -> Arc<MemoryRelay> {
+        self.this.lock().unwrap().upgrade().unwrap()
+    }
+
+    async fn catch_up(&self, connection: Connection) {
+        let mut next = 0u64;
+        loop {
+            let batch: Vec<Delivery> = {
+                let mut state = self.state.lock().unwrap();
+                let mailbox = state.mailboxes.entry(connection.mailbox()).or_default();
+                if mailbox
+                    .catching_up
+                    .as_ref()
+                    .is_none_or(|c| c.id() != connection.id())
+                {
+                    return;
+                }
+                let batch: Vec<_> = mailbox
+                    .stored
+                    .range(next..)
+                    .map(|(_, d)| d.clone())
+                    .collect();
+                if batch.is_empty() {
+                    mailbox.live = mailbox.catching_up.take();
+                    return;
+                }
+                batch
+            };
+            for delivery in batch {
+                next = delivery.delivery + 1;
+                if connection
+                    .send_queued(&ServerFrame::Deliver(delivery))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Service for MemoryRelay {
     async fn connected(&self, connection: &Connection) -> Result<Welcome, Refusal> {
         let mut state = self.state.lock().unwrap();
         let mailbox = state.mailboxes.entry(connection.mailbox()).or_default();
-        if let Some(previous) = mailbox.live.replace(connection.clone()) {
+        for previous in [mailbox.live.take(), mailbox.catching_up.take()]
+            .into_iter()
+            .flatten()
+        {
             previous.close(CloseCode::REPLACED);
         }
-        for delivery in mailbox.stored.values() {
-            if connection
-                .send(&ServerFrame::Deliver(delivery.clone()))
-                .is_err()
-            {
-                break;
-            }
-        }
+        mailbox.catching_up = Some(connection.clone());
         let one_time = mailbox
             .prekeys
             .as_ref()
             .map_or(0, |(_, _, keys)| keys.len());
+        drop(state);
+        // Stream the backlog with flow control, then go live (in order: a message stored while
+        // catching up is picked up by the next round).
+        let relay = self.self_ref();
+        let connection = connection.clone();
+        tokio::spawn(async move { relay.catch_up(connection).await });
         Ok(Welcome::new(u32::try_from(one_time).unwrap()))
     }
 

@@ -355,7 +355,7 @@ async fn next_binary<T: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The close code for a failed read: 1009 for size limits, 1007 for invalid UTF-8, 1002 for
-/// framing errors, and [`ABNORMAL`] (send nothing) when the socket itself failed.
+/// framing errors, and 1006 (send nothing: no close frame can be sent) when the socket itself failed.
 pub fn read_error_code(error: &WsError) -> CloseCode {
     match error {
         WsError::Capacity(_) | WsError::WriteBufferFull(_) => CloseCode::MESSAGE_TOO_BIG,

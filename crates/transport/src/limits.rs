@@ -12,7 +12,7 @@
 //! | `read_buffer_size` | 4 KiB | (memory per connection) |
 //! | `write_buffer_size` | 4 KiB | (memory per connection) |
 //! | `max_write_buffer_size` | 224 KiB | connection dropped, reported as 4005 `slow_consumer` |
-//! | `outbound_queue` | 256 frames | close 4005 `slow_consumer` |
+//! | `outbound_queue` | 256 frames | close 4005 `slow_consumer` (reads pause at half full) |
 //! | `write_timeout` | 10 s | close 4005 `slow_consumer` |
 //! | `ping_interval` | 20 s | (a ping is sent) |
 //! | `pong_timeout` | 10 s | close 4006 `heartbeat_timeout` |

@@ -324,3 +324,29 @@ async fn a_connection_that_receives_nothing_is_closed_at_the_idle_timeout() {
         .unwrap();
     assert_eq!(code, CloseCode::IDLE_TIMEOUT);
 }
+
+#[tokio::test]
+async fn a_client_pipelining_requests_is_slowed_down_not_disconnected() {
+    let pki = Pki::new();
+    let limits = Limits {
+        outbound_queue: 4,
+        ..Limits::default()
+    };
+    let server = serve(pki.server_config().limits(limits), MemoryRelay::new(), None).await;
+    let (mut ws, ready) = raw_authenticate(&pki, server.local_addr(), &identity()).await;
+    assert!(matches!(ready, Ok(ServerFrame::Ready(_))));
+    // 200 sends written back to back before reading a single answer: far more answers than
+    // the outbound queue holds.
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let (id, frame) = send(vec![MailboxId([0x42; 32])], 16);
+        raw_send(&mut ws, &frame).await;
+        ids.push(id);
+    }
+    for id in ids {
+        match raw_read(&mut ws).await {
+            Ok(ServerFrame::Accepted(accepted)) => assert_eq!(accepted.id, id),
+            other => panic!("expected accepted, got {other:?}"),
+        }
+    }
+}

@@ -161,26 +161,30 @@ where
     let mut last_received = Instant::now();
     let mut next_ping = last_received + limits.ping_interval;
     let mut pong_due: Option<Instant> = None;
+    // Requests are read only while the outbound queue is less than half full: a client that
+    // pipelines requests faster than it reads the answers is slowed down, not disconnected.
+    let high_water = (limits.outbound_queue / 2).max(1);
+    let mut was_reading = true;
     loop {
+        let reading = queue.len() < high_water;
+        if reading && !was_reading {
+            // The peer could not be heard (nor pinged) while reads were paused: restart the
+            // heartbeat and idle clocks rather than count the pause against it.
+            last_received = Instant::now();
+            pong_due = None;
+        }
+        was_reading = reading;
         let idle_at = last_received + limits.idle_timeout;
         let wake_at = pong_due
             .map_or(next_ping, |due| due.min(next_ping))
             .min(idle_at);
-        // Biased: close requests first, then writes before reads, so that a client cannot
-        // flood requests while its own answers pile up in the outbound queue.
+        // Biased: close requests first; then reads (while allowed), so that pongs and acks are
+        // not held up behind a long backlog; then writes.
         tokio::select! {
             biased;
             code = connection.close_signal().wait() => return Close(code),
             _ = shutdown.changed() => return Close(CloseCode::GOING_AWAY),
-            frame = queue.recv() => {
-                let Some(frame) = frame else { return Close(CloseCode::INTERNAL_ERROR) };
-                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => return Close(CloseCode::SLOW_CONSUMER),
-                    Ok(Err(_)) => return Dropped,
-                }
-            }
-            incoming = ws.next() => {
+            incoming = ws.next(), if reading => {
                 last_received = Instant::now();
                 let message = match incoming {
                     None => return Dropped,
@@ -201,7 +205,17 @@ where
                     }
                 }
             }
-            () = sleep_until(wake_at) => {
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return Close(CloseCode::INTERNAL_ERROR) };
+                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => return Close(CloseCode::SLOW_CONSUMER),
+                    Ok(Err(_)) => return Dropped,
+                }
+            }
+            () = sleep_until(wake_at), if reading => {
+                // While reads are paused the peer's pongs wait unread in the socket; liveness
+                // is then guarded by the write timeout instead.
                 let now = Instant::now();
                 if pong_due.is_some_and(|due| now >= due) {
                     return Close(CloseCode::HEARTBEAT_TIMEOUT);

@@ -7,6 +7,11 @@
 //! is sent again with the same [`MessageId`], which the relay stores once. The relay in turn
 //! redelivers every message not yet acknowledged, so the application sees each message at
 //! least once: it drops duplicates by `(from, id)` and acknowledges after processing.
+//!
+//! Read events promptly with [`Client::next_event`]. While `send_queue + 64` events wait
+//! unread, the client stops reading from the relay, which after its write timeout disconnects
+//! it as a slow consumer (nothing is lost: undelivered messages come again after the
+//! reconnect).
 
 mod backoff;
 mod connect;

@@ -453,3 +453,63 @@ async fn plaintext_urls_need_the_insecure_option() {
     let config = ClientConfig::new("https://127.0.0.1:1/", pki.client_tls());
     assert!(Client::start(config, identity()).is_err());
 }
+
+#[tokio::test]
+async fn a_relay_that_breaks_the_protocol_is_told_why_and_the_client_stops() {
+    use futures_util::{SinkExt, StreamExt};
+    use sealwire_transport::frame::{Challenge, Ready};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let pki = Pki::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = pki.server.acceptor();
+    // A fake relay: a proper challenge and ready, then bytes that are not a frame.
+    let fake = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let select = |_: &Request, mut response: Response| {
+            let value = HeaderValue::from_static(SUBPROTOCOL);
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", value);
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(tls, select)
+            .await
+            .unwrap();
+        let challenge = ServerFrame::Challenge(Challenge { nonce: [1; 32] });
+        let bytes = sealwire_transport::frame::encode(&challenge).unwrap();
+        ws.send(Message::Binary(bytes.into())).await.unwrap();
+        let _hello = ws.next().await.unwrap().unwrap();
+        let ready = ServerFrame::Ready(Ready {
+            mailbox: MailboxId([0; 32]),
+            max_payload: 1024,
+            max_recipients: 1,
+            one_time_prekeys: 0,
+        });
+        let bytes = sealwire_transport::frame::encode(&ready).unwrap();
+        ws.send(Message::Binary(bytes.into())).await.unwrap();
+        ws.send(Message::Binary(vec![0xFF, 0xFF].into()))
+            .await
+            .unwrap();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    });
+    let mut client = Client::start(client_config(&pki, addr), identity()).unwrap();
+    wait_for(&mut client, |event| {
+        matches!(event, Event::Connected(_)).then_some(())
+    })
+    .await;
+    let error = stopped_with(&mut client).await;
+    assert!(matches!(error, Error::MalformedFrame(_)), "{error:?}");
+    let code = tokio::time::timeout(WAIT, fake).await.unwrap().unwrap();
+    assert_eq!(code, Some(CloseCode::MALFORMED_FRAME.0));
+}

@@ -455,6 +455,7 @@ async fn plaintext_urls_need_the_insecure_option() {
 }
 
 #[tokio::test]
+#[allow(clippy::result_large_err)] // tungstenite's upgrade callback signature
 async fn a_relay_that_breaks_the_protocol_is_told_why_and_the_client_stops() {
     use futures_util::{SinkExt, StreamExt};
     use sealwire_transport::frame::{Challenge, Ready};

@@ -48,7 +48,7 @@ impl MailboxId {
 
     /// Lowercase hex (64 characters).
     pub fn to_hex(&self) -> String {
-        hex(&self.0)
+        hex::encode(self.0)
     }
 
     /// Parses 64 hex characters.
@@ -56,9 +56,10 @@ impl MailboxId {
     /// # Errors
     /// [`Error::InvalidConfig`] if `text` is not 64 hex characters.
     pub fn from_hex(text: &str) -> Result<MailboxId> {
-        parse_hex(text).map(MailboxId).ok_or_else(|| {
-            Error::InvalidConfig(format!("mailbox id {text:?} is not 64 hex digits"))
-        })
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out)
+            .map(|()| MailboxId(out))
+            .map_err(|_| Error::InvalidConfig(format!("mailbox id {text:?} is not 64 hex digits")))
     }
 }
 
@@ -88,7 +89,7 @@ impl MessageId {
 
 impl fmt::Debug for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageId({})", hex(&self.0))
+        write!(f, "MessageId({})", hex::encode(self.0))
     }
 }
 
@@ -126,7 +127,7 @@ pub struct Hello {
 impl fmt::Debug for Hello {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hello")
-            .field("identity", &hex(&self.identity[..8]))
+            .field("identity", &hex::encode(&self.identity[..8]))
             .field("server_name", &self.server_name)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
@@ -314,35 +315,22 @@ pub fn decode<'a, T: Serialize + Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> 
     if !rest.is_empty() {
         return Err(Error::MalformedFrame("trailing bytes after the frame"));
     }
-    if postcard::experimental::serialized_size(&frame).ok() != Some(bytes.len())
-        || encode(&frame)?.as_slice() != bytes
-    {
+    // Comparing lengths is enough, without re-encoding (and copying the payload): postcard's
+    // decoder already refuses bad tags, bools and UTF-8, and fixed-size fields have one length,
+    // so the only freedom left is an over-long varint, which makes the input longer than the
+    // canonical encoding of what it decodes to. (`frame_robustness` checks decode → encode
+    // gives the input back.)
+    if postcard::experimental::serialized_size(&frame).ok() != Some(bytes.len()) {
         return Err(Error::MalformedFrame("not canonical"));
     }
     Ok(frame)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
-}
-
-fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let text = text.as_bytes();
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let digits = core::str::from_utf8(pair).ok()?;
-        *slot = u8::from_str_radix(digits, 16).ok()?;
-    }
-    Some(out)
+/// Whether `mailboxes` lists no mailbox twice.
+pub fn distinct(mailboxes: &[MailboxId]) -> bool {
+    let mut sorted = mailboxes.to_vec();
+    sorted.sort_unstable();
+    sorted.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 #[cfg(test)]

@@ -273,10 +273,7 @@ async fn bearer_tokens_missing_expired_or_for_another_mailbox_are_refused() {
     valid.sealwire_mailbox = Some(MailboxId::of(alice.public()).to_hex());
     let config = client_config(&pki, addr).token(BearerToken::new(issue(&token_key(), &valid)));
     let mut client = Client::start(config, alice).unwrap();
-    wait_for(&mut client, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut client).await;
 }
 
 #[tokio::test]
@@ -314,10 +311,7 @@ async fn a_token_provider_is_asked_again_after_expiry() {
         ),
         "{error:?}"
     );
-    wait_for(&mut client, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut client).await;
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
@@ -396,10 +390,7 @@ async fn untrusted_certificates_and_pin_mismatches_stop_the_client() {
         .build()
         .unwrap();
     let mut client = Client::start(ClientConfig::new(url(addr), right_pin), identity()).unwrap();
-    wait_for(&mut client, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut client).await;
 }
 
 #[tokio::test]
@@ -438,10 +429,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
         .build()
         .unwrap();
     let mut client = Client::start(ClientConfig::new(url(addr), tls), identity()).unwrap();
-    wait_for(&mut client, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut client).await;
 }
 
 #[tokio::test]
@@ -505,10 +493,7 @@ async fn a_relay_that_breaks_the_protocol_is_told_why_and_the_client_stops() {
         }
     });
     let mut client = Client::start(client_config(&pki, addr), identity()).unwrap();
-    wait_for(&mut client, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut client).await;
     let error = stopped_with(&mut client).await;
     assert!(matches!(error, Error::MalformedFrame(_)), "{error:?}");
     let code = tokio::time::timeout(WAIT, fake).await.unwrap().unwrap();

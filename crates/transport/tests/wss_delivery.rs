@@ -20,14 +20,6 @@ fn delivered(event: Event) -> Option<Delivery> {
     }
 }
 
-async fn connected(client: &mut Client) -> MailboxId {
-    wait_for(client, |event| match event {
-        Event::Connected(ready) => Some(ready.mailbox),
-        _ => None,
-    })
-    .await
-}
-
 #[tokio::test]
 async fn clients_authenticate_exchange_and_acknowledge_messages() {
     let pki = Pki::new();
@@ -61,6 +53,14 @@ async fn clients_authenticate_exchange_and_acknowledge_messages() {
     })
     .await
     .expect("the ack reached the relay");
+
+    // The client refuses, before queueing, a send with no recipient or a recipient twice.
+    let twice = alice
+        .send(vec![bob.mailbox(), bob.mailbox()], b"x".to_vec())
+        .await;
+    assert!(matches!(twice, Err(Error::InvalidConfig(_))), "{twice:?}");
+    let nobody = alice.send(Vec::new(), b"x".to_vec()).await;
+    assert!(matches!(nobody, Err(Error::InvalidConfig(_))), "{nobody:?}");
 
     // A send to several mailboxes reaches each of them once.
     let carol_identity = identity();

@@ -267,10 +267,7 @@ async fn a_missed_pong_closes_the_connection_and_a_live_client_stays_connected()
     let mut config = client_config(&pki, addr);
     config.limits = limits;
     let mut alive = Client::start(config, identity()).unwrap();
-    wait_for(&mut alive, |event| {
-        matches!(event, Event::Connected(_)).then_some(())
-    })
-    .await;
+    connected(&mut alive).await;
 
     // A client that stopped reading never answers: closed once the pong is overdue.
     let bob = identity();

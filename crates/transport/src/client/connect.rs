@@ -205,9 +205,6 @@ fn tls_error(error: io::Error) -> Error {
         Some(rustls::Error::InvalidCertificate(reason)) => {
             Error::UntrustedCertificate(format!("{reason:?}"))
         }
-        Some(rustls::Error::General(reason)) if reason.contains("pin mismatch") => {
-            Error::UntrustedCertificate(reason.clone())
-        }
         Some(other) => Error::TlsHandshake(other.to_string()),
         None => Error::TlsHandshake(error.to_string()),
     }

@@ -265,6 +265,11 @@ impl Client {
                 "a send needs at least one recipient".into(),
             ));
         }
+        if !crate::frame::distinct(to) {
+            return Err(Error::InvalidConfig(
+                "a send lists a recipient twice".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -323,10 +323,7 @@ pub(crate) fn check_request(bytes: &[u8], limits: &Limits) -> Result<(Request, S
             if send.to.len() > limits.max_recipients {
                 return Err(Checked::Refuse(ErrorCode::TooManyRecipients, subject));
             }
-            let mut sorted = send.to.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            if sorted.is_empty() || sorted.len() != send.to.len() {
+            if send.to.is_empty() || !frame::distinct(&send.to) {
                 return Err(Checked::Refuse(ErrorCode::BadRequest, subject));
             }
             Ok((Request::Send(send), subject))

@@ -111,13 +111,7 @@ pub(crate) fn sha256_fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
 
 /// Formats a certificate fingerprint as 64 lowercase hexadecimal digits, without separators.
 pub fn fingerprint_hex(fp: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for byte in fp {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
+    hex::encode(fp)
 }
 
 /// Parses a SHA-256 certificate fingerprint as printed by [`fingerprint_hex`] or by
@@ -150,26 +144,11 @@ pub fn parse_fingerprint(s: &str) -> Result<[u8; 32]> {
     if pairs.len() != 32 {
         return Err(invalid(&format!("it has {} bytes, not 32", pairs.len())));
     }
+    let digits: Vec<u8> = pairs.concat();
     let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(pairs) {
-        let (Some(hi), Some(lo)) = (
-            pair.first().copied().and_then(hex_value),
-            pair.get(1).copied().and_then(hex_value),
-        ) else {
-            return Err(invalid("it contains a character that is not a hex digit"));
-        };
-        *slot = (hi << 4) | lo;
-    }
+    hex::decode_to_slice(&digits, &mut out)
+        .map_err(|_| invalid("it contains a character that is not a hex digit"))?;
     Ok(out)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Reads a whole file into a buffer that is wiped when dropped (key files pass through it).

@@ -330,7 +330,7 @@ impl TokenVerifier {
             return Err(TokenError::WrongIssuer);
         }
         if let Some(bound) = &claims.sealwire_mailbox
-            && !is_lower_hex_of(bound, mailbox)
+            && *bound != hex::encode(mailbox)
         {
             return Err(TokenError::WrongMailbox);
         }
@@ -344,19 +344,6 @@ fn parse_json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> 
         return None;
     }
     serde_json::from_slice(bytes).ok()
-}
-
-/// Whether `text` is exactly the lowercase hex encoding of `bytes`.
-fn is_lower_hex_of(text: &str, bytes: &[u8]) -> bool {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    text.len() == bytes.len() * 2
-        && text
-            .as_bytes()
-            .chunks_exact(2)
-            .zip(bytes)
-            .all(|(pair, &b)| {
-                pair[0] == HEX[usize::from(b >> 4)] && pair[1] == HEX[usize::from(b & 0x0f)]
-            })
 }
 
 /// Issues an HS256 token for `claims` signed with `key`, with the header

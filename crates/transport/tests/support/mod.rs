@@ -115,6 +115,15 @@ pub(crate) async fn wait_for<T>(
     }
 }
 
+/// Waits for [`Event::Connected`]; returns the mailbox the relay bound the connection to.
+pub(crate) async fn connected(client: &mut Client) -> sealwire_transport::frame::MailboxId {
+    wait_for(client, |event| match event {
+        Event::Connected(ready) => Some(ready.mailbox),
+        _ => None,
+    })
+    .await
+}
+
 pub(crate) type RawSocket = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// A raw TLS + WebSocket connection with chosen headers; returns the socket and its channel

@@ -67,9 +67,9 @@
 //! | [`frame`] | the relay protocol's frames (postcard in binary WebSocket messages), mailbox ids |
 //! | [`auth`] | challenge-response authentication with the identity key, bound to the server name and the TLS session |
 //! | [`token`] | optional HS256 (JWT-compatible) bearer tokens with key ids for rotation |
-//! | [`tls`] | rustls configurations: TLS 1.3/1.2, AEAD suites only, CA or webpki roots, pins, mutual TLS, dev certificates |
+//! | [`tls`] | rustls configurations: TLS 1.3/1.2, AEAD suites only, CA or webpki roots, pins, mutual TLS, certificate hot reload, dev certificates |
 //! | [`limits`] | every timeout, size, buffer and queue bound, with defaults for tens of thousands of connections |
-//! | [`server`] | the listener: TLS, Origin allowlist, subprotocol, authentication, heartbeats, slow-consumer cut-off; hands connections to a [`Service`](server::Service) |
+//! | [`server`] | the listener: admission control before TLS (connections in total and per address, connection rate), TLS, Origin allowlist, subprotocol, authentication, heartbeats, slow-consumer cut-off; hands connections to a [`Service`](server::Service) |
 //! | [`client`] | a client that reconnects with backoff and jitter, resends what the relay has not accepted, with backpressure |
 //! | [`code`] | close codes and error codes |
 //!
@@ -78,8 +78,9 @@
 //! `insecure_*_for_tests`.
 //!
 //! What the transport does *not* do: it never sees a key that opens an envelope (payloads are
-//! opaque `sealwire-core` envelopes), and it leaves routing, storage, quotas and per-IP limits
-//! to the relay (`sealwire-relay`), which implements [`server::Service`].
+//! opaque `sealwire-core` envelopes), and it leaves routing, storage, quotas and per-identity
+//! rate limits to the relay (`sealwire-relay`), which implements [`server::Service`]. (Per-address
+//! connection limits are the transport's: [`server::AdmissionLimits`].)
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
-use super::service::{Connection, Refusal, Request, Service};
+use super::service::{Connection, HandshakeFailure, Refusal, Request, Service};
 use super::upgrade;
 use super::{Security, Shared};
 use crate::auth::{ChannelBinding, ServerAuth};
@@ -38,27 +38,52 @@ pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: 
         Security::Tls(tls) => {
             let acceptor = tls.acceptor();
             let handshake = async {
-                let stream = acceptor.accept(tcp).await?;
+                let stream = acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|e| (HandshakeFailure::Tls, Error::from(e)))?;
                 let tls = stream.get_ref().1;
-                let binding = ChannelBinding::from_tls(tls)?;
+                let binding =
+                    ChannelBinding::from_tls(tls).map_err(|e| (HandshakeFailure::Tls, e))?;
                 let sni = tls.server_name().map(str::to_owned);
-                let ws = upgrade(stream, peer, &shared).await?;
-                Ok::<_, Error>((ws, binding, sni))
+                let ws = upgrade(stream, peer, &shared)
+                    .await
+                    .map_err(|e| (HandshakeFailure::Upgrade, e))?;
+                Ok::<_, (HandshakeFailure, Error)>((ws, binding, sni))
             };
             match timeout(limits.handshake_timeout, handshake).await {
                 Ok(Ok((ws, binding, sni))) => run(ws, binding, sni, peer, shared.clone()).await,
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
-                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+                Ok(Err((failure, error))) => handshake_failed(&shared, peer, failure, &error),
+                Err(_) => timed_out(&shared, peer),
             }
         }
         Security::InsecurePlaintext => {
             match timeout(limits.handshake_timeout, upgrade(tcp, peer, &shared)).await {
                 Ok(Ok(ws)) => run(ws, ChannelBinding::None, None, peer, shared.clone()).await,
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "handshake failed"),
-                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+                Ok(Err(error)) => {
+                    handshake_failed(&shared, peer, HandshakeFailure::Upgrade, &error);
+                }
+                Err(_) => timed_out(&shared, peer),
             }
         }
     }
+}
+
+fn handshake_failed<S: Service>(
+    shared: &Shared<S>,
+    peer: SocketAddr,
+    failure: HandshakeFailure,
+    error: &Error,
+) {
+    tracing::debug!(%peer, %failure, %error, "handshake failed");
+    shared.service.handshake_failed(peer, failure);
+}
+
+fn timed_out<S: Service>(shared: &Shared<S>, peer: SocketAddr) {
+    tracing::debug!(%peer, "handshake timed out");
+    shared
+        .service
+        .handshake_failed(peer, HandshakeFailure::Timeout);
 }
 
 // The callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
@@ -99,19 +124,23 @@ async fn run<T, S>(
         .await
         .is_err()
     {
+        shared.service.auth_failed(peer, ABNORMAL);
         return;
     }
     let first = match timeout(limits.auth_timeout, next_binary(&mut ws)).await {
-        Err(_) => return close(&mut ws, limits, CloseCode::AUTH_TIMEOUT).await,
-        Ok(Err(Some(code))) => return close(&mut ws, limits, code).await,
-        Ok(Err(None)) => return,
+        Err(_) => return refuse(&mut ws, peer, &shared, CloseCode::AUTH_TIMEOUT).await,
+        Ok(Err(Some(code))) => return refuse(&mut ws, peer, &shared, code).await,
+        Ok(Err(None)) => {
+            shared.service.auth_failed(peer, ABNORMAL);
+            return;
+        }
         Ok(Ok(bytes)) => bytes,
     };
     let authenticated = match auth.verify(&first, &shared.config.auth, unix_now()) {
         Ok(authenticated) => authenticated,
         Err(rejection) => {
             tracing::info!(%peer, code = %rejection.code, error = %rejection.error, "authentication failed");
-            return close(&mut ws, limits, rejection.code).await;
+            return refuse(&mut ws, peer, &shared, rejection.code).await;
         }
     };
     let (outbound, queue) = mpsc::channel(limits.outbound_queue);
@@ -142,6 +171,20 @@ async fn run<T, S>(
     let code = ended.code();
     tracing::info!(%peer, id, code = %code, "disconnected");
     shared.service.disconnected(&connection, code).await;
+}
+
+/// Ends a connection that did not authenticate: tells the service, then closes with `code`.
+async fn refuse<T, S>(
+    ws: &mut WebSocketStream<T>,
+    peer: SocketAddr,
+    shared: &Shared<S>,
+    code: CloseCode,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Service,
+{
+    shared.service.auth_failed(peer, code);
+    close(ws, &shared.config.limits, code).await;
 }
 
 /// Reads, writes and keeps time until the connection should end; returns the close code.
@@ -273,7 +316,10 @@ async fn handle<S: Service>(
     let (request, subject) = match check_request(bytes, &shared.config.limits) {
         Ok(checked) => checked,
         Err(Checked::Close(code)) => return Err(code),
-        Err(Checked::Refuse(code, subject)) => return reply_error(connection, code, subject),
+        Err(Checked::Refuse(code, subject)) => {
+            shared.service.request_refused(connection, code);
+            return reply_error(connection, code, subject);
+        }
     };
     match shared.service.request(connection, request).await {
         Ok(()) => Ok(()),

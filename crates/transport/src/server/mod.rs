@@ -2,9 +2,27 @@
 //! subprotocol checks) and authentication under timeouts, then hands each authenticated
 //! connection to a [`Service`] (the relay).
 //!
+//! Before any of that, admission control ([`AdmissionLimits`]) bounds the open connections in
+//! total and per client address, and the rate of new connections per address: a connection
+//! over a limit is closed right after `accept()`, before TLS (see [Admission](#admission)).
+//!
 //! Each connection is one task. Its reads, its bounded outbound queue, heartbeats and timeouts
 //! are multiplexed there; see [`Limits`] for every bound and what happens on breach.
+//!
+//! # Admission
+//!
+//! | limit | default | on breach |
+//! |---|---|---|
+//! | `max_connections` | 10 000 | TCP closed before TLS |
+//! | `max_connections_per_ip` | 64 | TCP closed before TLS |
+//! | `connection_rate_per_ip` | 20 new connections per second | TCP closed before TLS |
+//! | `connection_burst_per_ip` | 40 | (the rate's token bucket capacity) |
+//!
+//! IPv6 addresses count by their /64 prefix; IPv4-mapped IPv6 addresses count as the IPv4
+//! address. Refusals are reported to [`Service::refused`]; [`ServerHandle::connections`] tells
+//! how many admitted connections are open.
 
+mod admission;
 mod connection;
 mod service;
 mod upgrade;
@@ -17,10 +35,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use admission::{AdmissionLimits, AdmissionRefusal};
 pub use connection::read_error_code;
-pub use service::{Connection, Refusal, Request, Service, Welcome};
+pub use service::{Connection, HandshakeFailure, Refusal, Request, Service, Welcome};
 pub use upgrade::OriginPolicy;
 
+use self::admission::Admission;
 use crate::auth::AuthPolicy;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -48,6 +68,8 @@ pub struct ServerConfig {
     pub origins: OriginPolicy,
     /// Timeouts, sizes, buffers and queues.
     pub limits: Limits,
+    /// Bounds on open connections and on the connection rate, checked at accept time.
+    pub admission: AdmissionLimits,
 }
 
 impl ServerConfig {
@@ -84,6 +106,7 @@ impl ServerConfig {
             },
             origins: OriginPolicy::default(),
             limits: Limits::default(),
+            admission: AdmissionLimits::default(),
         }
     }
 
@@ -105,11 +128,17 @@ impl ServerConfig {
         self
     }
 
+    /// Sets the admission limits.
+    pub fn admission(mut self, admission: AdmissionLimits) -> ServerConfig {
+        self.admission = admission;
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for no server names, a name longer than 255 bytes, or
-    /// inconsistent limits.
+    /// inconsistent limits or admission limits.
     pub fn validate(&self) -> Result<()> {
         if self.auth.server_names.is_empty() {
             return Err(Error::InvalidConfig(
@@ -126,7 +155,8 @@ impl ServerConfig {
                 "server_names: {name:?} must be 1 to 255 bytes"
             )));
         }
-        self.limits.validate()
+        self.limits.validate()?;
+        self.admission.validate()
     }
 }
 
@@ -136,6 +166,7 @@ pub(crate) struct Shared<S> {
     pub(crate) service: Arc<S>,
     pub(crate) next_id: AtomicU64,
     pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) admission: Arc<Admission>,
 }
 
 /// A bound server, not yet accepting.
@@ -154,9 +185,11 @@ impl<S: Service> Server<S> {
         config.validate()?;
         let listener = TcpListener::bind(addr).await?;
         let (shutdown, _) = watch::channel(false);
+        let admission = Admission::new(config.admission.clone());
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
+                admission,
                 config,
                 service,
                 next_id: AtomicU64::new(1),
@@ -180,10 +213,12 @@ impl<S: Service> Server<S> {
     pub fn spawn(self) -> Result<ServerHandle> {
         let local_addr = self.local_addr()?;
         let shutdown = self.shared.shutdown.clone();
+        let admission = self.shared.admission.clone();
         let task = tokio::spawn(accept_loop(self.listener, self.shared));
         Ok(ServerHandle {
             local_addr,
             shutdown,
+            admission,
             task,
         })
     }
@@ -194,6 +229,7 @@ impl<S: Service> Server<S> {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    admission: Arc<Admission>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -201,6 +237,13 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Admitted TCP connections currently open, before and after authentication (what
+    /// [`AdmissionLimits::max_connections`] bounds). A connection counts from `accept()` until
+    /// its task has ended, after [`Service::disconnected`].
+    pub fn connections(&self) -> usize {
+        self.admission.connections()
     }
 
     /// Graceful shutdown: stops accepting, closes every connection with 1001 `going_away`
@@ -224,9 +267,22 @@ async fn accept_loop<S: Service>(listener: TcpListener, shared: Arc<Shared<S>>) 
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    connections.spawn(connection::serve(tcp, peer, shared.clone()));
-                }
+                Ok((tcp, peer)) => match shared.admission.admit(peer.ip()) {
+                    Ok(permit) => {
+                        let serve = connection::serve(tcp, peer, shared.clone());
+                        // The permit lives as long as the task, however the task ends.
+                        connections.spawn(async move {
+                            let _permit = permit;
+                            serve.await;
+                        });
+                    }
+                    Err(reason) => {
+                        // Closed before any TLS work: no handshake, no task.
+                        drop(tcp);
+                        tracing::debug!(%peer, %reason, "connection refused");
+                        shared.service.refused(peer, reason);
+                    }
+                },
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly, keep serving.
                     tracing::warn!(%error, "accept failed");

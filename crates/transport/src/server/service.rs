@@ -9,6 +9,7 @@ use sealwire_core::PublicIdentity;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Bytes;
 
+use super::admission::AdmissionRefusal;
 use crate::auth::Authenticated;
 use crate::code::{CloseCode, ErrorCode};
 use crate::error::{Error, Result};
@@ -54,11 +55,61 @@ pub enum Refusal {
     Close(CloseCode),
 }
 
+/// Why a connection failed before the WebSocket was open (reported to
+/// [`Service::handshake_failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// The TLS handshake and WebSocket upgrade did not finish within
+    /// [`Limits::handshake_timeout`](crate::limits::Limits::handshake_timeout) (a slow or
+    /// stalled client: slowloris).
+    Timeout,
+    /// The TLS handshake failed: the client closed or reset the connection, spoke something
+    /// else than TLS, offered nothing acceptable, or presented no valid client certificate
+    /// where one is required.
+    Tls,
+    /// The WebSocket upgrade was refused or failed: an `Origin` not allowed (HTTP 403), the
+    /// protocol's subprotocol not offered (HTTP 400), or a malformed HTTP request.
+    Upgrade,
+}
+
+impl HandshakeFailure {
+    /// A short name: `"timeout"`, `"tls"` or `"upgrade"` (for metrics labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Tls => "tls",
+            HandshakeFailure::Upgrade => "upgrade",
+        }
+    }
+}
+
+impl core::fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The application behind the server: the relay implements it.
 ///
 /// The server calls [`Service::request`] for one connection at a time, in the order the
 /// client sent its requests; while it runs, that connection reads nothing more (natural
 /// backpressure). Frames for the client go through [`Connection::send`], from any task.
+///
+/// # Observability hooks
+///
+/// [`refused`](Service::refused), [`handshake_failed`](Service::handshake_failed) and
+/// [`auth_failed`](Service::auth_failed) report connections that never reached
+/// [`connected`](Service::connected) (for metrics, logs, or banning abusive addresses). They
+/// do nothing by default. They are plain functions called on the server's own tasks (the
+/// accept loop for `refused`, the connection's task for the others), so they must be cheap
+/// and must not block: count, log, or hand the event to a channel.
+///
+/// Every TCP connection the server accepts ends in exactly one of: `refused`;
+/// `handshake_failed`; `auth_failed`; or `connected` followed by
+/// [`disconnected`](Service::disconnected) (even when `connected` refuses). The exception is
+/// [`ServerHandle::abort`](super::ServerHandle::abort), which drops connections without
+/// telling anyone.
 pub trait Service: core::marker::Send + Sync + 'static {
     /// A connection authenticated: register it and queue its stored messages. The server sends
     /// `ready` (with the returned [`Welcome`]) before anything queued here.
@@ -80,6 +131,41 @@ pub trait Service: core::marker::Send + Sync + 'static {
         connection: &Connection,
         code: CloseCode,
     ) -> impl Future<Output = ()> + core::marker::Send;
+
+    /// A TCP connection from `peer` was refused by admission control
+    /// ([`AdmissionLimits`](super::AdmissionLimits)) and closed before TLS.
+    ///
+    /// Runs on the accept loop, which accepts nothing else meanwhile: keep it very cheap.
+    /// A flood of refused connections calls it once per connection.
+    fn refused(&self, peer: SocketAddr, reason: AdmissionRefusal) {
+        let _ = (peer, reason);
+    }
+
+    /// A connection from `peer` failed before the WebSocket was open: the TLS handshake, the
+    /// WebSocket upgrade (including `Origin` and subprotocol refusals), or the handshake
+    /// timeout. Runs on the connection's task; keep it cheap.
+    fn handshake_failed(&self, peer: SocketAddr, failure: HandshakeFailure) {
+        let _ = (peer, failure);
+    }
+
+    /// A connection from `peer` did not authenticate: `code` is the close code sent
+    /// ([`CloseCode::AUTH_TIMEOUT`] 4000, [`CloseCode::AUTH_FAILED`] 4001, the token codes
+    /// 4002–4004, or a protocol code such as 1007 `malformed_frame`, 1008 `policy_violation`
+    /// or 1009 `message_too_big` for a first message that is not a `hello`), or 1006 if the
+    /// peer closed or vanished before sending its `hello`. Runs on the connection's
+    /// task; keep it cheap.
+    fn auth_failed(&self, peer: SocketAddr, code: CloseCode) {
+        let _ = (peer, code);
+    }
+
+    /// The transport refused a request of `connection` itself, before [`Service::request`]:
+    /// a payload over `max_payload` ([`ErrorCode::PayloadTooLarge`]), too many recipients
+    /// ([`ErrorCode::TooManyRecipients`]), or no or duplicate recipients, an empty `ack`
+    /// ([`ErrorCode::BadRequest`]). The client got an `error` frame with `code`. Runs on the
+    /// connection's task; keep it cheap.
+    fn request_refused(&self, connection: &Connection, code: ErrorCode) {
+        let _ = (connection, code);
+    }
 }
 
 /// An authenticated connection, as the [`Service`] sees it. Cheap to clone; usable from any

@@ -39,6 +39,10 @@
 //!   (The provider's own in-memory key object and the intermediate buffers of PEM decoding are
 //!   outside this module's control.)
 //!
+//! * **Certificate renewal:** [`ServerTls::reloadable_from_pem_files`] gives a configuration
+//!   whose certificate a [`CertificateReloader`] replaces when the files change, for new
+//!   handshakes only (see [`CertificateReloader::reload_if_changed`]).
+//!
 //! Certificate fingerprints are the SHA-256 of the leaf certificate's DER encoding;
 //! [`fingerprint_hex`] and [`parse_fingerprint`] convert them for operators and command lines.
 
@@ -60,12 +64,14 @@ use crate::{Error, Result};
 mod client;
 #[cfg(feature = "dev-cert")]
 mod dev;
+mod reload;
 mod server;
 mod verify;
 
 pub use client::{ClientTls, ClientTlsBuilder};
 #[cfg(feature = "dev-cert")]
 pub use dev::{DevCa, DevCertificate};
+pub use reload::CertificateReloader;
 pub use server::ServerTls;
 
 /// The ALPN protocol both sides offer.

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::sign::SingleCertAndKey;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
+use super::reload::ReloadableResolver;
 use super::{
     ALPN_HTTP11, PROTOCOL_VERSIONS, certified_key, crypto_provider, fingerprint_hex, in_file,
     parse_certificates, parse_private_key, parse_roots, read_file, sha256_fingerprint,
@@ -24,11 +26,25 @@ use crate::{Error, Result};
 ///
 /// Cloning is cheap (the configuration is shared). `Debug` shows the leaf certificate's
 /// fingerprint and whether client certificates are required, never the key.
+///
+/// A configuration made by [`reloadable_from_pem_files`](Self::reloadable_from_pem_files)
+/// presents whatever certificate its [`CertificateReloader`](super::CertificateReloader) last
+/// loaded; every clone, and every configuration derived from it with
+/// [`with_client_ca_pem`](Self::with_client_ca_pem), follows the reloads.
 #[derive(Clone)]
 pub struct ServerTls {
     config: Arc<ServerConfig>,
-    fingerprint: [u8; 32],
+    certificate: Certificate,
     client_auth: bool,
+}
+
+/// Where the presented certificate's fingerprint comes from.
+#[derive(Clone)]
+enum Certificate {
+    /// One certificate for the configuration's lifetime.
+    Fixed([u8; 32]),
+    /// The certificate a reloader installed last.
+    Reloadable(Arc<ReloadableResolver>),
 }
 
 impl ServerTls {
@@ -55,18 +71,10 @@ impl ServerTls {
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self> {
         let cert_pem = read_file(cert, "certificate")?;
         let key_pem = read_file(key, "private key")?;
-        let chain =
-            parse_certificates(&cert_pem, "the certificate chain").map_err(|e| in_file(cert, e))?;
-        let key_der =
-            parse_private_key(&key_pem, "the private key").map_err(|e| in_file(key, e))?;
-        Self::build(chain, &key_der).map_err(|e| match e {
-            Error::TlsConfig(message) => Error::TlsConfig(format!(
-                "certificate {} with key {}: {message}",
-                cert.display(),
-                key.display()
-            )),
-            other => other,
-        })
+        let certified = load_certified_key(cert, &cert_pem, key, &key_pem)?;
+        let fingerprint = leaf_fingerprint(&certified)?;
+        let resolver: Arc<dyn ResolvesServerCert> = Arc::new(SingleCertAndKey::from(certified));
+        Self::from_resolver(resolver, Certificate::Fixed(fingerprint))
     }
 
     /// Builds a configuration from a DER certificate chain (leaf first) and private key. The
@@ -89,15 +97,26 @@ impl ServerTls {
         key: &PrivateKeyDer<'_>,
     ) -> Result<Self> {
         let certified = certified_key(chain, key, "server certificate")?;
-        let fingerprint = match certified.cert.first() {
-            Some(leaf) => sha256_fingerprint(leaf),
-            None => return Err(Error::TlsConfig("the certificate chain is empty".into())),
-        };
+        let fingerprint = leaf_fingerprint(&certified)?;
         let resolver: Arc<dyn ResolvesServerCert> = Arc::new(SingleCertAndKey::from(certified));
+        Self::from_resolver(resolver, Certificate::Fixed(fingerprint))
+    }
+
+    /// A configuration presenting the certificate that `resolver` holds now (and after each
+    /// reload).
+    pub(super) fn reloadable(resolver: Arc<ReloadableResolver>) -> Result<Self> {
+        let dyn_resolver: Arc<dyn ResolvesServerCert> = resolver.clone();
+        Self::from_resolver(dyn_resolver, Certificate::Reloadable(resolver))
+    }
+
+    fn from_resolver(
+        resolver: Arc<dyn ResolvesServerCert>,
+        certificate: Certificate,
+    ) -> Result<Self> {
         let config = Self::config_with(resolver, None)?;
         Ok(Self {
             config,
-            fingerprint,
+            certificate,
             client_auth: false,
         })
     }
@@ -152,10 +171,11 @@ impl ServerTls {
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
                 .build()
                 .map_err(|e| Error::TlsConfig(format!("client certificate verifier: {e}")))?;
+        // The same resolver: a reloadable configuration stays reloadable.
         let config = Self::config_with(self.config.cert_resolver.clone(), Some(verifier))?;
         Ok(Self {
             config,
-            fingerprint: self.fingerprint,
+            certificate: self.certificate,
             client_auth: true,
         })
     }
@@ -173,8 +193,21 @@ impl ServerTls {
     /// The SHA-256 of the leaf certificate's DER encoding: what clients pin with
     /// [`ClientTlsBuilder::pin_sha256`](super::ClientTlsBuilder::pin_sha256). Print it with
     /// [`fingerprint_hex`](super::fingerprint_hex).
+    ///
+    /// For a reloadable configuration this is the certificate presented *now* to new
+    /// handshakes (the last one its [`CertificateReloader`](super::CertificateReloader)
+    /// installed), the same as [`CertificateReloader::fingerprint`](super::CertificateReloader::fingerprint).
     pub fn certificate_fingerprint(&self) -> [u8; 32] {
-        self.fingerprint
+        match &self.certificate {
+            Certificate::Fixed(fingerprint) => *fingerprint,
+            Certificate::Reloadable(resolver) => resolver.fingerprint(),
+        }
+    }
+
+    /// Whether the certificate can be replaced at run time (made by
+    /// [`reloadable_from_pem_files`](Self::reloadable_from_pem_files)).
+    pub fn is_reloadable(&self) -> bool {
+        matches!(self.certificate, Certificate::Reloadable(_))
     }
 
     /// Whether clients must present a certificate (mutual TLS).
@@ -186,8 +219,41 @@ impl ServerTls {
 impl fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerTls")
-            .field("certificate_sha256", &fingerprint_hex(&self.fingerprint))
+            .field(
+                "certificate_sha256",
+                &fingerprint_hex(&self.certificate_fingerprint()),
+            )
+            .field("reloadable", &self.is_reloadable())
             .field("client_certificate_required", &self.client_auth)
             .finish_non_exhaustive()
     }
+}
+
+/// The SHA-256 of a certified key's leaf certificate.
+pub(super) fn leaf_fingerprint(certified: &CertifiedKey) -> Result<[u8; 32]> {
+    match certified.cert.first() {
+        Some(leaf) => Ok(sha256_fingerprint(leaf)),
+        None => Err(Error::TlsConfig("the certificate chain is empty".into())),
+    }
+}
+
+/// Parses a certificate chain and private key read from `cert` and `key` and checks that they
+/// belong together; errors name the file (or both files, for a mismatch).
+pub(super) fn load_certified_key(
+    cert: &Path,
+    cert_pem: &[u8],
+    key: &Path,
+    key_pem: &[u8],
+) -> Result<CertifiedKey> {
+    let chain =
+        parse_certificates(cert_pem, "the certificate chain").map_err(|e| in_file(cert, e))?;
+    let key_der = parse_private_key(key_pem, "the private key").map_err(|e| in_file(key, e))?;
+    certified_key(chain, &key_der, "server certificate").map_err(|e| match e {
+        Error::TlsConfig(message) => Error::TlsConfig(format!(
+            "certificate {} with key {}: {message}",
+            cert.display(),
+            key.display()
+        )),
+        other => other,
+    })
 }

@@ -3,6 +3,7 @@
 //! relay, with durable storage and limits, is `sealwire-relay`.)
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
@@ -10,7 +11,9 @@ use sealwire_transport::code::{CloseCode, ErrorCode};
 use sealwire_transport::frame::{
     Accepted, Bundle, Delivery, MailboxId, MessageId, PrekeyStatus, ServerFrame,
 };
-use sealwire_transport::server::{Connection, Refusal, Request, Service, Welcome};
+use sealwire_transport::server::{
+    AdmissionRefusal, Connection, HandshakeFailure, Refusal, Request, Service, Welcome,
+};
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -30,6 +33,9 @@ struct State {
     next_delivery: u64,
     disconnects: Vec<(MailboxId, CloseCode)>,
     accepted_sends: usize,
+    refused: Vec<(SocketAddr, AdmissionRefusal)>,
+    handshake_failures: Vec<(SocketAddr, HandshakeFailure)>,
+    auth_failures: Vec<(SocketAddr, CloseCode)>,
 }
 
 /// The in-memory relay. Share one `Arc` between server restarts to model a durable store.
@@ -72,6 +78,44 @@ impl MemoryRelay {
     /// Distinct sends accepted so far.
     pub(crate) fn accepted_sends(&self) -> usize {
         self.state.lock().unwrap().accepted_sends
+    }
+
+    /// Connections refused by admission control, in order ([`Service::refused`]).
+    pub(crate) fn refused(&self) -> Vec<(SocketAddr, AdmissionRefusal)> {
+        self.state.lock().unwrap().refused.clone()
+    }
+
+    /// Failed handshakes, in order ([`Service::handshake_failed`]).
+    pub(crate) fn handshake_failures(&self) -> Vec<(SocketAddr, HandshakeFailure)> {
+        self.state.lock().unwrap().handshake_failures.clone()
+    }
+
+    /// Failed authentications, in order ([`Service::auth_failed`]).
+    pub(crate) fn auth_failures(&self) -> Vec<(SocketAddr, CloseCode)> {
+        self.state.lock().unwrap().auth_failures.clone()
+    }
+
+    /// Waits (within `support::WAIT`) until `found` picks something from the relay's state.
+    pub(crate) async fn wait_until<T>(
+        &self,
+        mut found: impl FnMut(&MemoryRelay) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(super::WAIT, async {
+            loop {
+                let notified = self.changed.notified();
+                if let Some(value) = found(self) {
+                    return value;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the relay did not see it in time")
+    }
+
+    fn record(&self, record: impl FnOnce(&mut State)) {
+        record(&mut self.state.lock().unwrap());
+        self.changed.notify_waiters();
     }
 }
 
@@ -211,6 +255,18 @@ impl Service for MemoryRelay {
             _ => return Err(Refusal::Error(ErrorCode::BadRequest)),
         }
         Ok(())
+    }
+
+    fn refused(&self, peer: SocketAddr, reason: AdmissionRefusal) {
+        self.record(|state| state.refused.push((peer, reason)));
+    }
+
+    fn handshake_failed(&self, peer: SocketAddr, failure: HandshakeFailure) {
+        self.record(|state| state.handshake_failures.push((peer, failure)));
+    }
+
+    fn auth_failed(&self, peer: SocketAddr, code: CloseCode) {
+        self.record(|state| state.auth_failures.push((peer, code)));
     }
 
     async fn disconnected(&self, connection: &Connection, code: CloseCode) {

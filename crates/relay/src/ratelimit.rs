@@ -1,0 +1,181 @@
+//! Per-connection rate limits: token buckets that **throttle** rather than refuse.
+//!
+//! Every authenticated connection has three buckets: messages (one token per `send`), bytes
+//! (one token per payload byte) and bundle fetches (one token per `fetch_bundle`, so that
+//! nobody drains other people's one-time prekeys quickly). A request that finds its bucket
+//! short is not refused: the relay waits until the bucket has refilled enough before handling
+//! it. The transport reads nothing more from that connection meanwhile, so a flooding client
+//! is slowed to the configured rate by TCP backpressure, and an honest client that bursts
+//! loses nothing. Each wait is counted in `sealwire_relay_limit_rejections_total`.
+//!
+//! The bucket may go into debt by one request (a payload larger than the burst still passes,
+//! after a proportionate wait), so every wait is bounded by one request's cost divided by the
+//! rate.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Per-connection rates. Defaults suit people chatting and groups of hundreds; raise them for
+/// bots and bridges.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Sustained `send`s per second per connection (default 100).
+    pub messages_per_second: f64,
+    /// Burst of `send`s (default 500).
+    pub message_burst: f64,
+    /// Sustained payload bytes per second per connection (default 4 MiB).
+    pub bytes_per_second: f64,
+    /// Burst of payload bytes (default 16 MiB).
+    pub byte_burst: f64,
+    /// Sustained `fetch_bundle`s per second per connection (default 5).
+    pub fetches_per_second: f64,
+    /// Burst of `fetch_bundle`s (default 100).
+    pub fetch_burst: f64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            messages_per_second: 100.0,
+            message_burst: 500.0,
+            bytes_per_second: 4.0 * 1024.0 * 1024.0,
+            byte_burst: 16.0 * 1024.0 * 1024.0,
+            fetches_per_second: 5.0,
+            fetch_burst: 100.0,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Checks that every rate and burst is positive and finite.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        let settings = [
+            ("rates.messages_per_second", self.messages_per_second),
+            ("rates.message_burst", self.message_burst),
+            ("rates.bytes_per_second", self.bytes_per_second),
+            ("rates.byte_burst", self.byte_burst),
+            ("rates.fetches_per_second", self.fetches_per_second),
+            ("rates.fetch_burst", self.fetch_burst),
+        ];
+        for (name, value) in settings {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(Error::Config(format!(
+                    "{name} must be a positive number, not {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A token bucket: `capacity` tokens, refilled at `rate` per second.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    capacity: f64,
+    rate: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub(crate) fn new(capacity: f64, rate: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            capacity,
+            rate,
+            tokens: capacity,
+            updated: now,
+        }
+    }
+
+    /// Takes `cost` tokens, going into debt if needed; returns how long to wait before the
+    /// request may proceed (zero if the bucket had enough).
+    pub(crate) fn take(&mut self, cost: f64, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.updated = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity) - cost;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// The three buckets of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionBuckets {
+    pub(crate) messages: TokenBucket,
+    pub(crate) bytes: TokenBucket,
+    pub(crate) fetches: TokenBucket,
+}
+
+impl ConnectionBuckets {
+    pub(crate) fn new(limits: &RateLimits, now: Instant) -> ConnectionBuckets {
+        ConnectionBuckets {
+            messages: TokenBucket::new(limits.message_burst, limits.messages_per_second, now),
+            bytes: TokenBucket::new(limits.byte_burst, limits.bytes_per_second, now),
+            fetches: TokenBucket::new(limits.fetch_burst, limits.fetches_per_second, now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_bucket_passes_its_burst_then_throttles_at_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(3.0, 10.0, start);
+        for _ in 0..3 {
+            assert_eq!(bucket.take(1.0, start), Duration::ZERO);
+        }
+        let wait = bucket.take(1.0, start);
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
+        // After waiting it off, the next request waits another 1/rate.
+        let later = start + wait;
+        let wait = bucket.take(1.0, later);
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
+    }
+
+    #[test]
+    fn refill_is_capped_at_capacity() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 100.0, start);
+        let much_later = start + Duration::from_secs(3600);
+        assert_eq!(bucket.take(2.0, much_later), Duration::ZERO);
+        assert!(bucket.take(1.0, much_later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_burst_waits_in_proportion() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1000.0, 1000.0, start);
+        let wait = bucket.take(3000.0, start);
+        assert!((wait.as_secs_f64() - 2.0).abs() < 1e-9, "{wait:?}");
+    }
+
+    #[test]
+    fn invalid_rates_are_refused_with_the_setting_named() {
+        let rates = RateLimits {
+            bytes_per_second: 0.0,
+            ..RateLimits::default()
+        };
+        let error = rates.validate().unwrap_err().to_string();
+        assert!(error.contains("rates.bytes_per_second"), "{error}");
+        let rates = RateLimits {
+            fetch_burst: f64::NAN,
+            ..RateLimits::default()
+        };
+        assert!(rates.validate().is_err());
+        RateLimits::default().validate().unwrap();
+    }
+}

@@ -1,0 +1,402 @@
+//! [`Relay`]: the [`Service`] behind the WSS server. It stores every message before accepting
+//! it, delivers it to the recipient's live connection, streams the backlog to new connections,
+//! applies acknowledgements and runs the prekey directory.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sealwire_transport::code::{CloseCode, ErrorCode};
+use sealwire_transport::frame::{
+    self, Accepted, Bundle, Delivery, FetchBundle, PrekeyStatus, PrekeyUpload, Send, ServerFrame,
+};
+use sealwire_transport::server::{
+    AdmissionRefusal, Connection, HandshakeFailure, Refusal, Request, Service, Welcome,
+};
+use tokio::time::Instant;
+
+use crate::error::{Error, QuotaKind};
+use crate::metrics::{Limit, Metrics};
+use crate::ratelimit::{ConnectionBuckets, RateLimits};
+use crate::registry::{CatchUp, Registry, Route};
+use crate::store::{Appended, NewMessage, Store};
+
+/// How many stored messages the catch-up task reads from the store at a time.
+const CATCH_UP_BATCH: usize = 64;
+
+/// The relay's own settings (the transport's are in its `ServerConfig`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RelayOptions {
+    /// Per-connection rates.
+    pub rates: RateLimits,
+    /// Below this many one-time prekeys the owner is told its pool is low (default 10).
+    pub low_prekeys: u32,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            rates: RateLimits::default(),
+            low_prekeys: 10,
+        }
+    }
+}
+
+/// The relay service: implements the transport's [`Service`] over a [`Store`]. Cheap to clone
+/// (shared state).
+pub struct Relay<S: Store> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Relay<S> {
+    fn clone(&self) -> Self {
+        Relay {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: Store> core::fmt::Debug for Relay<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Relay")
+            .field("connected_mailboxes", &self.inner.registry.len())
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<S> {
+    store: Arc<S>,
+    registry: Registry,
+    metrics: Metrics,
+    options: RelayOptions,
+    /// Rate buckets by connection id.
+    buckets: Mutex<HashMap<u64, ConnectionBuckets>>,
+}
+
+impl<S: Store> Relay<S> {
+    /// A relay over `store`, reporting to `metrics`.
+    pub fn new(store: Arc<S>, metrics: Metrics, options: RelayOptions) -> Relay<S> {
+        Relay {
+            inner: Arc::new(Inner {
+                store,
+                registry: Registry::default(),
+                metrics,
+                options,
+                buckets: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.inner.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Mailboxes with a connection now.
+    pub fn connected_mailboxes(&self) -> usize {
+        self.inner.registry.len()
+    }
+}
+
+impl<S: Store> Inner<S> {
+    /// Waits as long as the connection's bucket says (see [`crate::ratelimit`]).
+    async fn throttle(&self, connection: &Connection, costs: &[(Limit, f64)]) {
+        let wait = {
+            let now = Instant::now();
+            let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            let buckets = buckets
+                .entry(connection.id())
+                .or_insert_with(|| ConnectionBuckets::new(&self.options.rates, now));
+            let mut wait = Duration::ZERO;
+            for &(limit, cost) in costs {
+                let bucket = match limit {
+                    Limit::ByteRate => &mut buckets.bytes,
+                    Limit::MessageRate => &mut buckets.messages,
+                    _ => &mut buckets.fetches,
+                };
+                let this = bucket.take(cost, now);
+                if !this.is_zero() {
+                    self.metrics.limit_hit(limit);
+                    tracing::debug!(peer = %connection.peer(), id = connection.id(), limit = ?limit, wait_ms = this.as_millis(), "rate limit: throttling");
+                }
+                wait = wait.max(this);
+            }
+            wait
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn refuse(&self, error: &Error) -> Refusal {
+        match error {
+            Error::QuotaExceeded { kind, .. } => self.metrics.limit_hit(match kind {
+                QuotaKind::Messages => Limit::QuotaMessages,
+                QuotaKind::Bytes => Limit::QuotaBytes,
+                _ => Limit::QuotaPrekeys,
+            }),
+            Error::UnknownMailbox(_) => {}
+            other => {
+                self.metrics.store_error();
+                tracing::error!(error = %other, "store failed");
+            }
+        }
+        let code = error.code();
+        self.metrics.request_refused(code);
+        Refusal::Error(code)
+    }
+
+    async fn send(&self, connection: &Connection, send: Send) -> Result<(), Refusal> {
+        let received = Instant::now();
+        let size = send.payload.len();
+        self.throttle(
+            connection,
+            &[(Limit::MessageRate, 1.0), (Limit::ByteRate, size as f64)],
+        )
+        .await;
+        let from = connection.mailbox();
+        let message = NewMessage {
+            from,
+            id: send.id,
+            to: send.to,
+            payload: send.payload,
+            received_at: unix_now(),
+        };
+        let to = message.to.clone();
+        // Kept for delivery: the store takes its own copy.
+        let payload = message.payload.clone();
+        let deliveries = match self.store.append(message).await {
+            Ok(Appended::Stored(deliveries)) => deliveries,
+            Ok(Appended::Duplicate) => {
+                self.metrics.message_duplicate();
+                let _ = connection.send(&ServerFrame::Accepted(Accepted { id: send.id }));
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::info!(peer = %connection.peer(), id = connection.id(), error = %error, "send refused");
+                return Err(self.refuse(&error));
+            }
+        };
+        self.metrics.message_accepted(to.len(), size);
+        let _ = connection.send(&ServerFrame::Accepted(Accepted { id: send.id }));
+        for (recipient, delivery) in to.iter().zip(deliveries) {
+            if let Route::Live(live) = self.registry.route(recipient) {
+                let frame = ServerFrame::Deliver(Delivery {
+                    delivery,
+                    from,
+                    id: send.id,
+                    payload: payload.clone(),
+                });
+                // A slow consumer is closed by `send`; the message stays stored for its
+                // reconnect.
+                if live.send(&frame).is_ok() {
+                    self.metrics
+                        .message_delivered(size, Some(received.elapsed()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, connection: &Connection, upload: PrekeyUpload) -> Result<(), Refusal> {
+        let mailbox = connection.mailbox();
+        let count = self
+            .store
+            .put_prekeys(
+                mailbox,
+                connection.identity().clone(),
+                upload.signed_prekey,
+                upload.one_time,
+            )
+            .await
+            .map_err(|error| self.refuse(&error))?;
+        let status = PrekeyStatus {
+            request: Some(upload.request),
+            one_time_prekeys: count,
+            low: count < self.options.low_prekeys,
+        };
+        let _ = connection.send(&ServerFrame::Prekeys(status));
+        Ok(())
+    }
+
+    async fn fetch(&self, connection: &Connection, fetch: FetchBundle) -> Result<(), Refusal> {
+        self.throttle(connection, &[(Limit::FetchRate, 1.0)]).await;
+        let bundle = self
+            .store
+            .take_bundle(fetch.mailbox)
+            .await
+            .map_err(|error| self.refuse(&error))?;
+        let Some(bundle) = bundle else {
+            self.metrics.request_refused(ErrorCode::NoBundle);
+            return Err(Refusal::Error(ErrorCode::NoBundle));
+        };
+        let handed_out = bundle.one_time_prekey.is_some();
+        self.metrics.bundle_served(handed_out);
+        let frame = ServerFrame::Bundle(Bundle {
+            request: fetch.request,
+            bundle: bundle.to_bytes(),
+        });
+        let _ = connection.send(&frame);
+        if handed_out {
+            self.notify_if_low(fetch.mailbox).await;
+        }
+        Ok(())
+    }
+
+    /// Tells the owner of `mailbox`, if it is connected, that its pool just fell below the
+    /// low-water mark.
+    async fn notify_if_low(&self, mailbox: frame::MailboxId) {
+        let Ok(left) = self.store.prekey_count(mailbox).await else {
+            return;
+        };
+        if left.saturating_add(1) == self.options.low_prekeys {
+            self.metrics.prekeys_low();
+            if let Some(owner) = self.registry.live(&mailbox) {
+                let _ = owner.send(&ServerFrame::Prekeys(PrekeyStatus {
+                    request: None,
+                    one_time_prekeys: left,
+                    low: true,
+                }));
+            }
+        }
+    }
+
+    /// Streams the stored backlog to a new connection, then makes it live.
+    async fn catch_up(&self, connection: Connection) {
+        let mut after = 0;
+        loop {
+            let batch = match self
+                .store
+                .pending(connection.mailbox(), after, CATCH_UP_BATCH)
+                .await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
+                    self.metrics.store_error();
+                    tracing::error!(error = %error, "reading stored messages failed");
+                    connection.close(CloseCode::INTERNAL_ERROR);
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                match self.registry.caught_up(&connection) {
+                    CatchUp::ReadAgain => continue,
+                    CatchUp::Live | CatchUp::Stop => return,
+                }
+            }
+            for message in batch {
+                after = message.delivery;
+                let size = message.payload.len();
+                let frame = ServerFrame::Deliver(Delivery {
+                    delivery: message.delivery,
+                    from: message.from,
+                    id: message.id,
+                    payload: message.payload,
+                });
+                if connection.send_queued(&frame).await.is_err() {
+                    return;
+                }
+                self.metrics.message_delivered(size, None);
+            }
+        }
+    }
+}
+
+impl<S: Store> Service for Relay<S> {
+    async fn connected(&self, connection: &Connection) -> Result<Welcome, Refusal> {
+        let inner = &self.inner;
+        let mailbox = connection.mailbox();
+        let registered = inner.store.register(mailbox).await;
+        let count = match registered {
+            Ok(()) => inner.store.prekey_count(mailbox).await,
+            Err(error) => Err(error),
+        };
+        let count = count.map_err(|error| {
+            inner.metrics.store_error();
+            tracing::error!(error = %error, "registering a mailbox failed");
+            Refusal::Close(CloseCode::TRY_AGAIN_LATER)
+        })?;
+        inner.metrics.auth_succeeded();
+        inner.metrics.connection_opened();
+        inner.registry.attach(connection);
+        let relay = self.inner.clone();
+        let connection = connection.clone();
+        tokio::spawn(async move { relay.catch_up(connection).await });
+        Ok(Welcome::new(count))
+    }
+
+    async fn request(&self, connection: &Connection, request: Request) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        match request {
+            Request::Send(send) => inner.send(connection, send).await,
+            Request::Ack(ack) => {
+                let removed = inner
+                    .store
+                    .ack(connection.mailbox(), ack.deliveries)
+                    .await
+                    .map_err(|error| inner.refuse(&error))?;
+                inner.metrics.messages_acked(removed);
+                Ok(())
+            }
+            Request::UploadPrekeys(upload) => inner.upload(connection, upload).await,
+            Request::FetchBundle(fetch) => inner.fetch(connection, fetch).await,
+            _ => Err(Refusal::Error(ErrorCode::BadRequest)),
+        }
+    }
+
+    fn refused(&self, peer: SocketAddr, reason: AdmissionRefusal) {
+        self.inner.metrics.limit_hit(match reason {
+            AdmissionRefusal::TooManyConnections => Limit::MaxConnections,
+            AdmissionRefusal::TooManyFromAddress => Limit::MaxConnectionsPerIp,
+            _ => Limit::ConnectionRate,
+        });
+        tracing::debug!(%peer, limit = reason.as_str(), "connection refused");
+    }
+
+    fn handshake_failed(&self, peer: SocketAddr, failure: HandshakeFailure) {
+        self.inner.metrics.handshake_failed(failure.as_str());
+        tracing::debug!(%peer, stage = failure.as_str(), "handshake failed");
+    }
+
+    fn auth_failed(&self, _peer: SocketAddr, code: CloseCode) {
+        // The transport logs the failure with the peer and the reason.
+        self.inner.metrics.auth_failed(code);
+    }
+
+    fn request_refused(&self, connection: &Connection, code: ErrorCode) {
+        let metrics = &self.inner.metrics;
+        match code {
+            ErrorCode::PayloadTooLarge => metrics.limit_hit(Limit::PayloadSize),
+            ErrorCode::TooManyRecipients => metrics.limit_hit(Limit::Recipients),
+            _ => {}
+        }
+        metrics.request_refused(code);
+        tracing::info!(peer = %connection.peer(), id = connection.id(), code = %code, "request refused");
+    }
+
+    async fn disconnected(&self, connection: &Connection, code: CloseCode) {
+        let inner = &self.inner;
+        inner.registry.detach(connection);
+        inner
+            .buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&connection.id());
+        inner.metrics.connection_closed(code);
+    }
+}
+
+/// The relay's clock, in Unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

@@ -1,0 +1,328 @@
+//! [`RelayServer`]: a whole relay from a [`Config`]: the store, the WSS listener, the admin
+//! listener and the housekeeping tasks (expiry, metrics, certificate reload), with graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sealwire_transport::server::{
+    AdmissionLimits, OriginPolicy, Server, ServerConfig, ServerHandle,
+};
+use sealwire_transport::tls::{CertificateReloader, ServerTls, fingerprint_hex};
+use sealwire_transport::token::{TokenKeys, TokenVerifier};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::admin::AdminServer;
+use crate::config::{Config, StoreKind};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::relay::{Relay, RelayOptions, unix_now};
+use crate::store::{MemoryStore, RedbOptions, RedbStore, Store};
+
+/// How often the stored-message and connection gauges are refreshed.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often expired messages are removed.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone)]
+pub enum Certificate {
+    /// The files in the configuration's `[tls]`, reloaded when they change.
+    Files,
+    /// A certificate made by the caller (for `--dev`: a fresh self-signed one).
+    Fixed(ServerTls),
+    /// No TLS at all (`ws://`). **Tests only.**
+    InsecurePlaintextForTests,
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayServer {
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    fingerprint: Option<[u8; 32]>,
+    metrics: Metrics,
+    reload: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+}
+
+impl RelayServer {
+    /// Opens the store, binds both listeners and starts serving.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration, [`Error::Storage`] if the store cannot
+    /// be opened (another relay holds it, permissions), [`Error::Transport`] for certificate,
+    /// key or token-key problems, [`Error::Io`] if an address cannot be bound.
+    pub async fn start(config: Config, certificate: Certificate) -> Result<RelayServer> {
+        let dev = !matches!(certificate, Certificate::Files);
+        config.validate(dev)?;
+        let metrics = Metrics::new();
+        match config.store {
+            StoreKind::Redb => {
+                let observer = metrics.clone();
+                let options = RedbOptions {
+                    quotas: config.quotas.to_quotas(),
+                    observer: Some(Arc::new(move |info: crate::store::CommitInfo| {
+                        observer.store_commit(info.operations, info.duration);
+                    })),
+                    ..RedbOptions::default()
+                };
+                let store = RedbStore::open(&config.data_dir, options)?;
+                Self::start_with(config, certificate, Arc::new(store), metrics).await
+            }
+            StoreKind::Memory => {
+                let store = MemoryStore::new(config.quotas.to_quotas());
+                Self::start_with(config, certificate, Arc::new(store), metrics).await
+            }
+        }
+    }
+
+    async fn start_with<S: Store>(
+        config: Config,
+        certificate: Certificate,
+        store: Arc<S>,
+        metrics: Metrics,
+    ) -> Result<RelayServer> {
+        let (transport, reloader) = transport_config(&config, certificate)?;
+        let fingerprint = match &transport.security {
+            sealwire_transport::server::Security::Tls(tls) => Some(reloader.as_ref().map_or_else(
+                || tls.certificate_fingerprint(),
+                CertificateReloader::fingerprint,
+            )),
+            _ => None,
+        };
+        let relay = Relay::new(
+            store.clone(),
+            metrics.clone(),
+            RelayOptions {
+                rates: config.rates,
+                low_prekeys: config.prekeys.low_water,
+            },
+        );
+        let server = Server::bind(config.listen, transport, Arc::new(relay)).await?;
+        let local_addr = server.local_addr()?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = if config.admin.enabled {
+            let admin =
+                AdminServer::bind(config.admin.listen, metrics.clone(), ready.clone()).await?;
+            Some(admin)
+        } else {
+            None
+        };
+        let admin_addr = admin.as_ref().map(AdminServer::local_addr);
+        let handle = server.spawn()?;
+        ready.store(true, Ordering::Release);
+        tracing::info!(
+            listen = %local_addr,
+            admin = ?admin_addr,
+            store = ?config.store,
+            certificate_sha256 = %fingerprint.map(|f| fingerprint_hex(&f)).unwrap_or_default(),
+            "relay started"
+        );
+        let (stop, stopped) = watch::channel(false);
+        let reload = Arc::new(Notify::new());
+        let housekeeping = Housekeeping {
+            store,
+            metrics: metrics.clone(),
+            retention: config.retention(),
+            reloader,
+            reload_interval: Duration::from_secs(config.tls.reload_interval_secs),
+            reload: reload.clone(),
+        };
+        let admin = admin.map(AdminServer::spawn);
+        let supervisor = tokio::spawn(async move {
+            housekeeping.run(&handle, stopped).await;
+            ready.store(false, Ordering::Release);
+            tracing::info!("shutting down: closing connections");
+            handle.shutdown().await;
+            if let Err(error) = housekeeping.store.flush().await {
+                tracing::error!(%error, "flushing the store failed");
+            }
+            if let Some(admin) = admin {
+                admin.shutdown().await;
+            }
+            tracing::info!("relay stopped");
+        });
+        Ok(RelayServer {
+            local_addr,
+            admin_addr,
+            fingerprint,
+            metrics,
+            reload,
+            stop,
+            supervisor,
+        })
+    }
+
+    /// The WSS listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin listener's address, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The SHA-256 fingerprint of the certificate served at start (`None` without TLS).
+    pub fn certificate_fingerprint(&self) -> Option<[u8; 32]> {
+        self.fingerprint
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Checks the certificate files for a change now (what `SIGHUP` does).
+    pub fn reload_certificate(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Graceful shutdown: stop accepting, let each connection finish the request in progress
+    /// (a `send` being committed is committed and answered), close every connection with 1001
+    /// `going_away`, flush the store, stop the admin listener.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.supervisor.await;
+    }
+}
+
+/// The transport configuration, and the certificate reloader when the certificate comes from
+/// files.
+fn transport_config(
+    config: &Config,
+    certificate: Certificate,
+) -> Result<(ServerConfig, Option<CertificateReloader>)> {
+    let mut names = config.server_names.clone();
+    if names.is_empty() {
+        // Development modes only (validated): the names a local client uses.
+        names = vec!["localhost".into(), "127.0.0.1".into()];
+    }
+    let (transport, reloader) = match certificate {
+        Certificate::Files => {
+            let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) else {
+                return Err(Error::Config("tls.cert and tls.key are required".into()));
+            };
+            let (mut tls, reloader) = ServerTls::reloadable_from_pem_files(cert, key)?;
+            if let Some(ca) = &config.tls.client_ca {
+                tls = tls.with_client_ca_file(ca)?;
+            }
+            (ServerConfig::new(tls, names), Some(reloader))
+        }
+        Certificate::Fixed(tls) => (ServerConfig::new(tls, names), None),
+        Certificate::InsecurePlaintextForTests => {
+            (ServerConfig::insecure_plaintext_for_tests(names), None)
+        }
+    };
+    let mut transport = transport
+        .origins(
+            OriginPolicy::allow(config.origins.allow.iter().cloned())
+                .allow_missing(config.origins.allow_missing),
+        )
+        .limits(config.limits.to_limits())
+        .admission(AdmissionLimits {
+            max_connections: config.admission.max_connections,
+            max_connections_per_ip: config.admission.max_connections_per_ip,
+            connection_rate_per_ip: config.admission.connection_rate_per_ip,
+            connection_burst_per_ip: config.admission.connection_burst_per_ip,
+        });
+    if let Some(tokens) = &config.tokens {
+        let keys = TokenKeys::from_file(&tokens.keys_file)
+            .map_err(|error| Error::Config(format!("tokens.keys_file: {error}")))?;
+        let mut verifier = TokenVerifier::new(keys).with_leeway_secs(tokens.leeway_secs);
+        if let Some(audience) = &tokens.audience {
+            verifier = verifier.with_audience(audience.clone());
+        }
+        if let Some(issuer) = &tokens.issuer {
+            verifier = verifier.with_issuer(issuer.clone());
+        }
+        transport = transport.require_token(verifier);
+    }
+    transport.validate()?;
+    Ok((transport, reloader))
+}
+
+/// The periodic tasks of a running relay.
+struct Housekeeping<S> {
+    store: Arc<S>,
+    metrics: Metrics,
+    retention: Duration,
+    reloader: Option<CertificateReloader>,
+    reload_interval: Duration,
+    reload: Arc<Notify>,
+}
+
+impl<S: Store> Housekeeping<S> {
+    /// Runs until `stop` turns true.
+    async fn run(&self, server: &ServerHandle, mut stop: watch::Receiver<bool>) {
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        let mut expiry = tokio::time::interval(EXPIRY_INTERVAL);
+        let mut reload = tokio::time::interval(self.reload_interval);
+        for timer in [&mut stats, &mut expiry, &mut reload] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = stats.tick() => self.refresh_stats(server).await,
+                _ = expiry.tick() => self.expire().await,
+                _ = reload.tick() => self.reload_certificate(),
+                () = self.reload.notified() => self.reload_certificate(),
+            }
+        }
+    }
+
+    async fn refresh_stats(&self, server: &ServerHandle) {
+        self.metrics.set_tcp_connections(server.connections());
+        match self.store.stats().await {
+            Ok(stats) => self
+                .metrics
+                .set_stored(stats.mailboxes, stats.messages, stats.bytes),
+            Err(error) => {
+                self.metrics.store_error();
+                tracing::error!(%error, "reading store statistics failed");
+            }
+        }
+    }
+
+    async fn expire(&self) {
+        let cutoff = unix_now().saturating_sub(self.retention.as_secs());
+        match self.store.expire(cutoff).await {
+            Ok(expired) => {
+                self.metrics.messages_expired(expired.messages);
+                if expired.messages > 0 {
+                    tracing::info!(
+                        messages = expired.messages,
+                        bytes = expired.bytes,
+                        "expired unacknowledged messages"
+                    );
+                }
+            }
+            Err(error) => {
+                self.metrics.store_error();
+                tracing::error!(%error, "expiring messages failed");
+            }
+        }
+    }
+
+    fn reload_certificate(&self) {
+        let Some(reloader) = &self.reloader else {
+            return;
+        };
+        match reloader.reload_if_changed() {
+            Ok(Some(fingerprint)) => tracing::info!(
+                certificate_sha256 = %fingerprint_hex(&fingerprint),
+                "TLS certificate reloaded"
+            ),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "TLS certificate reload failed; still serving the previous certificate")
+            }
+        }
+    }
+}

@@ -118,7 +118,7 @@ impl RelayServer {
         ready.store(true, Ordering::Release);
         tracing::info!(
             listen = %local_addr,
-            admin = ?admin_addr,
+            admin = %admin_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string()),
             store = ?config.store,
             certificate_sha256 = %fingerprint.map(|f| fingerprint_hex(&f)).unwrap_or_default(),
             "relay started"

@@ -190,7 +190,13 @@ impl RedbStore {
     /// by another relay, cannot be read or written, is corrupted, is not a relay store or has a
     /// schema version this build does not read.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<RedbStore> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        // A new data directory is private to the relay's user (it holds ciphertext and
+        // metadata: who writes to whom); an existing one keeps the operator's permissions.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| {
             Error::Storage(format!(
                 "cannot create the data directory {}: {e}",
                 dir.display()
@@ -359,6 +365,20 @@ fn mailbox_record(txn: &ReadTransaction, mailbox: MailboxId) -> Result<Option<Ma
 
 impl Store for RedbStore {
     async fn register(&self, mailbox: MailboxId) -> Result<()> {
+        // Mailboxes are never removed, so a read answers every connect but the first without
+        // a commit (a reconnect storm after a restart costs reads, not fsyncs).
+        let known = self
+            .read(move |txn| {
+                let mailboxes = table(txn, tables::MAILBOXES)?;
+                Ok(mailboxes
+                    .get(mailbox.0)
+                    .or_storage("reading mailboxes")?
+                    .is_some())
+            })
+            .await?;
+        if known {
+            return Ok(());
+        }
         self.submit(|reply| Request::Register(mailbox, reply)).await
     }
 

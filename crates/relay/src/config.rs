@@ -295,6 +295,9 @@ pub struct QuotasConfig {
     pub max_bytes: u64,
     /// One-time prekeys in the pool (default 1 000).
     pub max_one_time_prekeys: u32,
+    /// Stored payload bytes over all mailboxes (default 68 719 476 736: 64 GiB). Beyond it
+    /// sends get error 8 `unavailable`. Keep it below the free space of `data_dir`.
+    pub max_total_bytes: u64,
 }
 
 impl Default for QuotasConfig {
@@ -304,6 +307,7 @@ impl Default for QuotasConfig {
             max_messages: quotas.max_messages,
             max_bytes: quotas.max_bytes,
             max_one_time_prekeys: quotas.max_one_time_prekeys,
+            max_total_bytes: quotas.max_total_bytes,
         }
     }
 }
@@ -315,6 +319,7 @@ impl QuotasConfig {
             max_messages: self.max_messages,
             max_bytes: self.max_bytes,
             max_one_time_prekeys: self.max_one_time_prekeys,
+            max_total_bytes: self.max_total_bytes,
         }
     }
 }
@@ -417,8 +422,15 @@ impl Config {
             ));
         }
         let quotas = &self.quotas;
-        if quotas.max_messages == 0 || quotas.max_bytes == 0 || quotas.max_one_time_prekeys == 0 {
-            return Err(Error::Config("quotas: every quota must be positive".into()));
+        if quotas.max_messages == 0
+            || quotas.max_bytes == 0
+            || quotas.max_one_time_prekeys == 0
+            || quotas.max_total_bytes < quotas.max_bytes
+        {
+            return Err(Error::Config(
+                "quotas: every quota must be positive, and max_total_bytes at least max_bytes"
+                    .into(),
+            ));
         }
         if quotas.max_bytes < self.limits.max_payload as u64 {
             return Err(Error::Config(
@@ -436,6 +448,16 @@ impl Config {
             ));
         }
         self.rates.validate()?;
+        if self.rates.byte_burst < self.limits.max_payload as f64 {
+            return Err(Error::Config(
+                "rates.byte_burst must be at least limits.max_payload (one full message)".into(),
+            ));
+        }
+        if self.prekeys.low_water > quotas.max_one_time_prekeys {
+            return Err(Error::Config(
+                "prekeys.low_water must not exceed quotas.max_one_time_prekeys".into(),
+            ));
+        }
         self.limits
             .to_limits()
             .validate()
@@ -561,6 +583,16 @@ mod tests {
         config.quotas.max_bytes = 10;
         let error = config.validate(true).unwrap_err().to_string();
         assert!(error.contains("quotas.max_bytes"), "{error}");
+
+        let mut config = Config::default();
+        config.rates.byte_burst = 1024.0;
+        let error = config.validate(true).unwrap_err().to_string();
+        assert!(error.contains("rates.byte_burst"), "{error}");
+
+        let mut config = Config::default();
+        config.prekeys.low_water = 2_000;
+        let error = config.validate(true).unwrap_err().to_string();
+        assert!(error.contains("prekeys.low_water"), "{error}");
 
         let mut config = Config::default();
         config.limits.idle_timeout_secs = 5;

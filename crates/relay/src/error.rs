@@ -42,6 +42,11 @@ pub enum Error {
         /// Which quota.
         kind: QuotaKind,
     },
+    /// The store holds its configured maximum of bytes over all mailboxes
+    /// (`quotas.max_total_bytes`). Clients get error 8 `unavailable` and retry later; operators
+    /// should check disk space, retention and whether someone floods the relay.
+    #[error("the store is full (quotas.max_total_bytes); retry later")]
+    StoreFull,
     /// The storage engine failed (disk full, I/O error, corrupted file). The request was not
     /// applied; check the data directory and the logs.
     #[error("storage failed: {0}")]

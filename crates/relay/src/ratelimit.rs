@@ -1,7 +1,8 @@
 //! Per-connection rate limits: token buckets that **throttle** rather than refuse.
 //!
 //! Every authenticated connection has three buckets: messages (one token per `send`), bytes
-//! (one token per payload byte) and bundle fetches (one token per `fetch_bundle`, so that
+//! (one token per payload byte per recipient: a group send costs every copy it makes the relay
+//! store) and bundle fetches (one token per `fetch_bundle`, so that
 //! nobody drains other people's one-time prekeys quickly). A request that finds its bucket
 //! short is not refused: the relay waits until the bucket has refilled enough before handling
 //! it. The transport reads nothing more from that connection meanwhile, so a flooding client
@@ -17,6 +18,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+
+/// The longest a single request is held back (a bound whatever the configuration says).
+const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Per-connection rates. Defaults suit people chatting and groups of hundreds; raise them for
 /// bots and bridges.
@@ -56,18 +60,20 @@ impl RateLimits {
     /// # Errors
     /// [`Error::Config`] naming the setting.
     pub fn validate(&self) -> Result<()> {
+        // Minimums that keep the relay usable: one message and one fetch per second, 1 KiB/s,
+        // bursts of at least one request.
         let settings = [
-            ("rates.messages_per_second", self.messages_per_second),
-            ("rates.message_burst", self.message_burst),
-            ("rates.bytes_per_second", self.bytes_per_second),
-            ("rates.byte_burst", self.byte_burst),
-            ("rates.fetches_per_second", self.fetches_per_second),
-            ("rates.fetch_burst", self.fetch_burst),
+            ("rates.messages_per_second", self.messages_per_second, 1.0),
+            ("rates.message_burst", self.message_burst, 1.0),
+            ("rates.bytes_per_second", self.bytes_per_second, 1024.0),
+            ("rates.byte_burst", self.byte_burst, 1024.0),
+            ("rates.fetches_per_second", self.fetches_per_second, 1.0),
+            ("rates.fetch_burst", self.fetch_burst, 1.0),
         ];
-        for (name, value) in settings {
-            if !(value.is_finite() && value > 0.0) {
+        for (name, value, minimum) in settings {
+            if !(value.is_finite() && value >= minimum) {
                 return Err(Error::Config(format!(
-                    "{name} must be a positive number, not {value}"
+                    "{name} must be a number of at least {minimum}, not {value}"
                 )));
             }
         }
@@ -104,7 +110,9 @@ impl TokenBucket {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
+            Duration::try_from_secs_f64(-self.tokens / self.rate)
+                .unwrap_or(MAX_WAIT)
+                .min(MAX_WAIT)
         }
     }
 }
@@ -156,6 +164,13 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_is_bounded_whatever_the_cost() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1.0, 1e-300, start);
+        assert_eq!(bucket.take(1e300, start), MAX_WAIT);
+    }
+
+    #[test]
     fn a_request_larger_than_the_burst_waits_in_proportion() {
         let start = Instant::now();
         let mut bucket = TokenBucket::new(1000.0, 1000.0, start);
@@ -166,7 +181,7 @@ mod tests {
     #[test]
     fn invalid_rates_are_refused_with_the_setting_named() {
         let rates = RateLimits {
-            bytes_per_second: 0.0,
+            bytes_per_second: 1e-300,
             ..RateLimits::default()
         };
         let error = rates.validate().unwrap_err().to_string();

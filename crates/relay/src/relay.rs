@@ -144,6 +144,10 @@ impl<S: Store> Inner<S> {
                 _ => Limit::QuotaPrekeys,
             }),
             Error::UnknownMailbox(_) => {}
+            Error::StoreFull => {
+                self.metrics.limit_hit(Limit::StoreBytes);
+                tracing::warn!("the store is full (quotas.max_total_bytes): sends are refused");
+            }
             other => {
                 self.metrics.store_error();
                 tracing::error!(error = %other, "store failed");
@@ -157,9 +161,12 @@ impl<S: Store> Inner<S> {
     async fn send(&self, connection: &Connection, send: Send) -> Result<(), Refusal> {
         let received = Instant::now();
         let size = send.payload.len();
+        // Bytes are charged per stored copy: a group send costs what it makes the relay store
+        // and write.
+        let copies = (size as f64) * (send.to.len() as f64);
         self.throttle(
             connection,
-            &[(Limit::MessageRate, 1.0), (Limit::ByteRate, size as f64)],
+            &[(Limit::MessageRate, 1.0), (Limit::ByteRate, copies)],
         )
         .await;
         let from = connection.mailbox();
@@ -326,6 +333,15 @@ impl<S: Store> Service for Relay<S> {
         })?;
         inner.metrics.auth_succeeded();
         inner.metrics.connection_opened();
+        // The bucket entry also marks the connection as opened (see `disconnected`).
+        inner
+            .buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                connection.id(),
+                ConnectionBuckets::new(&inner.options.rates, Instant::now()),
+            );
         inner.registry.attach(connection);
         let relay = self.inner.clone();
         let connection = connection.clone();
@@ -385,12 +401,16 @@ impl<S: Store> Service for Relay<S> {
     async fn disconnected(&self, connection: &Connection, code: CloseCode) {
         let inner = &self.inner;
         inner.registry.detach(connection);
-        inner
+        let opened = inner
             .buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&connection.id());
-        inner.metrics.connection_closed(code);
+            .remove(&connection.id())
+            .is_some();
+        // A connection refused in `connected` was never counted as open.
+        if opened {
+            inner.metrics.connection_closed(code);
+        }
     }
 }
 

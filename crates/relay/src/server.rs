@@ -114,6 +114,14 @@ impl RelayServer {
             None
         };
         let admin_addr = admin.as_ref().map(AdminServer::local_addr);
+        if let Some(addr) = admin_addr.filter(|addr| !addr.ip().is_loopback()) {
+            tracing::warn!(%addr, "the admin listener is not on a loopback address: anyone who can reach it reads the metrics");
+        }
+        if config.store == StoreKind::Memory {
+            tracing::warn!(
+                "in-memory store: messages are lost on restart and `accepted` does not mean durable"
+            );
+        }
         let handle = server.spawn()?;
         ready.store(true, Ordering::Release);
         tracing::info!(
@@ -271,8 +279,8 @@ impl<S: Store> Housekeeping<S> {
                 _ = stop.changed() => return,
                 _ = stats.tick() => self.refresh_stats(server).await,
                 _ = expiry.tick() => self.expire().await,
-                _ = reload.tick() => self.reload_certificate(),
-                () = self.reload.notified() => self.reload_certificate(),
+                _ = reload.tick() => self.reload_certificate().await,
+                () = self.reload.notified() => self.reload_certificate().await,
             }
         }
     }
@@ -310,11 +318,17 @@ impl<S: Store> Housekeeping<S> {
         }
     }
 
-    fn reload_certificate(&self) {
-        let Some(reloader) = &self.reloader else {
+    async fn reload_certificate(&self) {
+        let Some(reloader) = self.reloader.clone() else {
             return;
         };
-        match reloader.reload_if_changed() {
+        // File reads and parsing: off the runtime's workers.
+        let outcome = tokio::task::spawn_blocking(move || reloader.reload_if_changed()).await;
+        let Ok(outcome) = outcome else {
+            tracing::error!("TLS certificate reload task failed");
+            return;
+        };
+        match outcome {
             Ok(Some(fingerprint)) => tracing::info!(
                 certificate_sha256 = %fingerprint_hex(&fingerprint),
                 "TLS certificate reloaded"

@@ -1,7 +1,7 @@
 //! The relay binary killed with SIGKILL in the middle of traffic and restarted on the same
 //! data directory: every message the relay accepted is delivered, exactly once to the
 //! application once transport duplicates are dropped by `(from, id)`; nothing the relay logged
-//! contains a payload.
+//! contains a payload, even at trace level.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -46,7 +46,7 @@ impl Relay {
             .arg("--tls-key")
             .arg(key)
             .args(["--log-format", "json"])
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace,tungstenite=trace")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

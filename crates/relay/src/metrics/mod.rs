@@ -28,7 +28,7 @@
 //! | `sealwire_relay_handshake_failures_total` | counter | `stage` | TLS or WebSocket handshakes that failed, by stage (the relay's stage names). |
 //! | `sealwire_relay_auth_failures_total` | counter | `reason` | Failed authentications, by close code name: `auth_failed`, `auth_timeout`, `token_required`, `token_expired`, `token_invalid`. |
 //! | `sealwire_relay_auth_successes_total` | counter | | Successful authentications. |
-//! | `sealwire_relay_limit_rejections_total` | counter | `limit` | Connections, frames or requests refused by a limit: `max_connections`, `max_connections_per_ip`, `connection_rate_per_ip`, `message_rate`, `byte_rate`, `payload_size`, `recipients`, `quota_messages`, `quota_bytes`, `quota_prekeys`, `fetch_rate` (rate limits throttle: counted once per delayed request). |
+//! | `sealwire_relay_limit_rejections_total` | counter | `limit` | Connections, frames or requests refused by a limit: `max_connections`, `max_connections_per_ip`, `connection_rate_per_ip`, `message_rate`, `byte_rate`, `payload_size`, `recipients`, `quota_messages`, `quota_bytes`, `quota_prekeys`, `fetch_rate`, `store_bytes` (rate limits throttle: counted once per delayed request). |
 //! | `sealwire_relay_messages_accepted_total` | counter | | Messages accepted from senders (stored durably, `accepted` sent). |
 //! | `sealwire_relay_recipients_total` | counter | | Stored copies: the recipients of the accepted messages. |
 //! | `sealwire_relay_received_bytes_total` | counter | | Payload bytes of the accepted messages (once per message, not per recipient). |
@@ -95,11 +95,13 @@ pub enum Limit {
     QuotaPrekeys,
     /// Bundle fetches per connection.
     FetchRate,
+    /// Bytes stored over all mailboxes.
+    StoreBytes,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Limit::MaxConnections,
         Limit::MaxConnectionsPerIp,
         Limit::ConnectionRate,
@@ -111,6 +113,7 @@ impl Limit {
         Limit::QuotaBytes,
         Limit::QuotaPrekeys,
         Limit::FetchRate,
+        Limit::StoreBytes,
     ];
 
     /// The label value (snake case).
@@ -127,6 +130,7 @@ impl Limit {
             Limit::QuotaBytes => "quota_bytes",
             Limit::QuotaPrekeys => "quota_prekeys",
             Limit::FetchRate => "fetch_rate",
+            Limit::StoreBytes => "store_bytes",
         }
     }
 }

@@ -22,6 +22,8 @@ struct State {
     mailboxes: HashMap<MailboxId, Mailbox>,
     /// `(from, id)` → received at.
     dedup: HashMap<(MailboxId, MessageId), u64>,
+    /// Payload bytes stored, over all mailboxes.
+    bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +33,8 @@ struct Mailbox {
     messages: BTreeMap<u64, StoredMessage>,
     prekeys: Option<(PublicIdentity, SignedPrekey)>,
     pool: VecDeque<OneTimePrekey>,
+    /// One-time prekey ids handed out: never accepted into the pool again.
+    handed_out: HashSet<u32>,
 }
 
 impl MemoryStore {
@@ -61,6 +65,10 @@ impl Store for MemoryStore {
             return Ok(Appended::Duplicate);
         }
         let size = message.payload.len() as u64;
+        let copies = size.saturating_mul(message.to.len() as u64);
+        if state.bytes.saturating_add(copies) > self.quotas.max_total_bytes {
+            return Err(Error::StoreFull);
+        }
         for to in &message.to {
             let mailbox = state.mailboxes.get(to).ok_or(Error::UnknownMailbox(*to))?;
             let kind = if mailbox.messages.len() as u64 >= self.quotas.max_messages {
@@ -72,6 +80,7 @@ impl Store for MemoryStore {
             };
             return Err(Error::QuotaExceeded { mailbox: *to, kind });
         }
+        state.bytes += copies;
         state
             .dedup
             .insert((message.from, message.id), message.received_at);
@@ -119,13 +128,15 @@ impl Store for MemoryStore {
         let Some(mailbox) = state.mailboxes.get_mut(&mailbox) else {
             return Ok(0);
         };
-        let mut removed = 0;
+        let (mut removed, mut bytes) = (0, 0);
         for delivery in deliveries {
             if let Some(message) = mailbox.messages.remove(&delivery) {
                 mailbox.bytes -= message.payload.len() as u64;
+                bytes += message.payload.len() as u64;
                 removed += 1;
             }
         }
+        state.bytes -= bytes;
         Ok(removed)
     }
 
@@ -143,6 +154,7 @@ impl Store for MemoryStore {
             expired.messages += (before.0 - mailbox.messages.len()) as u64;
             expired.bytes += before.1 - mailbox.bytes;
         }
+        state.bytes -= expired.bytes;
         let before = state.dedup.len();
         state.dedup.retain(|_, at| *at >= cutoff);
         expired.dedup = (before - state.dedup.len()) as u64;
@@ -157,11 +169,20 @@ impl Store for MemoryStore {
         one_time: Vec<OneTimePrekey>,
     ) -> Result<u32> {
         let mut state = self.lock()?;
-        let pool = state.mailboxes.get(&mailbox).map(|m| &m.pool);
-        let mut ids: HashSet<u32> = pool.into_iter().flatten().map(|k| k.id).collect();
+        let existing = state.mailboxes.get(&mailbox);
+        let in_pool = existing
+            .map(|m| &m.pool)
+            .into_iter()
+            .flatten()
+            .map(|k| k.id);
+        let mut ids: HashSet<u32> = in_pool.collect();
+        let size_before = ids.len();
+        if let Some(existing) = existing {
+            ids.extend(existing.handed_out.iter().copied());
+        }
         let fresh: Vec<OneTimePrekey> = one_time.into_iter().filter(|k| ids.insert(k.id)).collect();
         // Refused before anything changes (the mailbox is not even registered).
-        let size = ids.len();
+        let size = size_before + fresh.len();
         if size > self.quotas.max_one_time_prekeys as usize {
             return Err(Error::QuotaExceeded {
                 mailbox,
@@ -185,7 +206,9 @@ impl Store for MemoryStore {
         Ok(Some(PrekeyBundle {
             identity,
             signed_prekey,
-            one_time_prekey: entry.pool.pop_front(),
+            one_time_prekey: entry.pool.pop_front().inspect(|key| {
+                entry.handed_out.insert(key.id);
+            }),
         }))
     }
 

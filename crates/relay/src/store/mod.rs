@@ -39,6 +39,9 @@ pub struct Quotas {
     pub max_bytes: u64,
     /// Most one-time prekeys in one mailbox's pool (default 1 000).
     pub max_one_time_prekeys: u32,
+    /// Most payload bytes stored over all mailboxes (default 64 GiB): a bound on the disk
+    /// that any number of identities together can fill.
+    pub max_total_bytes: u64,
 }
 
 impl Default for Quotas {
@@ -47,6 +50,7 @@ impl Default for Quotas {
             max_messages: 10_000,
             max_bytes: 256 * 1024 * 1024,
             max_one_time_prekeys: 1_000,
+            max_total_bytes: 64 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -116,7 +120,8 @@ pub struct StoreStats {
 /// durability contract.
 ///
 /// Errors: [`Error::UnknownMailbox`](crate::Error::UnknownMailbox) and
-/// [`Error::QuotaExceeded`](crate::Error::QuotaExceeded) for requests the store refuses (nothing
+/// [`Error::QuotaExceeded`](crate::Error::QuotaExceeded) and
+/// [`Error::StoreFull`](crate::Error::StoreFull) for requests the store refuses (nothing
 /// was changed); [`Error::Storage`](crate::Error::Storage) and
 /// [`Error::StoreClosed`](crate::Error::StoreClosed) when the engine fails (nothing was changed
 /// either: every method is atomic).

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -31,7 +31,15 @@ const ABNORMAL: CloseCode = CloseCode(1006);
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves one accepted TCP connection until it ends.
+///
+/// A graceful shutdown ends it promptly in every phase: during TLS and the upgrade the
+/// connection is dropped (no WebSocket exists yet to send a close frame on); while
+/// authenticating it is closed with 1001 `going_away`; once authenticated, after the request
+/// in progress (if any) and the answers already queued.
 pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared<S>>) {
+    // Subscribed first thing, and always checked by value (not by change): a shutdown sent
+    // before this task ran, or during any phase below, is seen.
+    let mut shutdown = shared.shutdown.subscribe();
     let limits = &shared.config.limits;
     let _ = tcp.set_nodelay(true);
     match &shared.config.security {
@@ -51,15 +59,37 @@ pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: 
                     .map_err(|e| (HandshakeFailure::Upgrade, e))?;
                 Ok::<_, (HandshakeFailure, Error)>((ws, binding, sni))
             };
-            match timeout(limits.handshake_timeout, handshake).await {
-                Ok(Ok((ws, binding, sni))) => run(ws, binding, sni, peer, shared.clone()).await,
+            let outcome = tokio::select! {
+                biased;
+                () = shutdown_requested(&mut shutdown) => return abandoned(peer),
+                outcome = timeout(limits.handshake_timeout, handshake) => outcome,
+            };
+            match outcome {
+                Ok(Ok((ws, binding, sni))) => {
+                    run(ws, binding, sni, peer, shared.clone(), shutdown).await;
+                }
                 Ok(Err((failure, error))) => handshake_failed(&shared, peer, failure, &error),
                 Err(_) => timed_out(&shared, peer),
             }
         }
         Security::InsecurePlaintext => {
-            match timeout(limits.handshake_timeout, upgrade(tcp, peer, &shared)).await {
-                Ok(Ok(ws)) => run(ws, ChannelBinding::None, None, peer, shared.clone()).await,
+            let outcome = tokio::select! {
+                biased;
+                () = shutdown_requested(&mut shutdown) => return abandoned(peer),
+                outcome = timeout(limits.handshake_timeout, upgrade(tcp, peer, &shared)) => outcome,
+            };
+            match outcome {
+                Ok(Ok(ws)) => {
+                    run(
+                        ws,
+                        ChannelBinding::None,
+                        None,
+                        peer,
+                        shared.clone(),
+                        shutdown,
+                    )
+                    .await;
+                }
                 Ok(Err(error)) => {
                     handshake_failed(&shared, peer, HandshakeFailure::Upgrade, &error);
                 }
@@ -67,6 +97,20 @@ pub(crate) async fn serve<S: Service>(tcp: TcpStream, peer: SocketAddr, shared: 
             }
         }
     }
+}
+
+/// Resolves once a graceful shutdown was requested, including one requested before the call.
+pub(crate) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    let requested = shutdown.wait_for(|requested| *requested).await.is_ok();
+    if !requested {
+        // The sender lives in `Shared`, which outlives every connection: not reached.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A connection still in TLS or the upgrade when the server shuts down: dropped, no hook.
+fn abandoned(peer: SocketAddr) {
+    tracing::debug!(%peer, "shutting down: handshake abandoned");
 }
 
 fn handshake_failed<S: Service>(
@@ -113,6 +157,7 @@ async fn run<T, S>(
     sni: Option<String>,
     peer: SocketAddr,
     shared: Arc<Shared<S>>,
+    mut shutdown: watch::Receiver<bool>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
     S: Service,
@@ -127,7 +172,14 @@ async fn run<T, S>(
         shared.service.auth_failed(peer, ABNORMAL);
         return;
     }
-    let first = match timeout(limits.auth_timeout, next_binary(&mut ws)).await {
+    let first = tokio::select! {
+        biased;
+        () = shutdown_requested(&mut shutdown) => {
+            return refuse(&mut ws, peer, &shared, CloseCode::GOING_AWAY).await;
+        }
+        first = timeout(limits.auth_timeout, next_binary(&mut ws)) => first,
+    };
+    let first = match first {
         Err(_) => return refuse(&mut ws, peer, &shared, CloseCode::AUTH_TIMEOUT).await,
         Ok(Err(Some(code))) => return refuse(&mut ws, peer, &shared, code).await,
         Ok(Err(None)) => {
@@ -143,12 +195,19 @@ async fn run<T, S>(
             return refuse(&mut ws, peer, &shared, rejection.code).await;
         }
     };
-    let (outbound, queue) = mpsc::channel(limits.outbound_queue);
+    if *shutdown.borrow_and_update() {
+        // Shut down while the `hello` was checked: not handed to the service.
+        return refuse(&mut ws, peer, &shared, CloseCode::GOING_AWAY).await;
+    }
+    let (outbound, mut queue) = mpsc::channel(limits.outbound_queue);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let connection = Connection::new(id, peer, authenticated, outbound);
     tracing::info!(%peer, id, mailbox = %connection.mailbox(), "authenticated");
 
     let ended = match shared.service.connected(&connection).await {
+        // Shut down while `connected` ran: no `ready`, nor anything queued (it would come
+        // before `ready`); `disconnected` follows as for any connection `connected` accepted.
+        Ok(_) if *shutdown.borrow_and_update() => Ended::Close(CloseCode::GOING_AWAY),
         Ok(welcome) => {
             let ready = ServerFrame::Ready(Ready {
                 mailbox: connection.mailbox(),
@@ -158,7 +217,20 @@ async fn run<T, S>(
             });
             // Ready goes out before anything `connected` queued (stored deliveries).
             match write(&mut ws, limits, &ready).await {
-                Ok(()) => request_loop(&mut ws, &connection, queue, &shared).await,
+                Ok(()) => {
+                    let ended =
+                        request_loop(&mut ws, &connection, &mut queue, &shared, &mut shutdown)
+                            .await;
+                    if let Ended::Close(code) = ended
+                        && (code == CloseCode::GOING_AWAY || code == CloseCode::REPLACED)
+                    {
+                        // An orderly end: the answers and deliveries already queued go out
+                        // before the close frame. (Not after an error: a slow consumer's
+                        // queue is what could not be written.)
+                        flush_queued(&mut ws, limits, &mut queue).await;
+                    }
+                    ended
+                }
                 Err(()) => Ended::Dropped,
             }
         }
@@ -191,8 +263,9 @@ async fn refuse<T, S>(
 async fn request_loop<T, S>(
     ws: &mut WebSocketStream<T>,
     connection: &Connection,
-    mut queue: mpsc::Receiver<Bytes>,
+    queue: &mut mpsc::Receiver<Bytes>,
     shared: &Shared<S>,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Ended
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -200,7 +273,6 @@ where
 {
     use Ended::{ByPeer, Close, Dropped};
     let limits = &shared.config.limits;
-    let mut shutdown = shared.shutdown.subscribe();
     let mut last_received = Instant::now();
     let mut next_ping = last_received + limits.ping_interval;
     let mut pong_due: Option<Instant> = None;
@@ -226,7 +298,7 @@ where
         tokio::select! {
             biased;
             code = connection.close_signal().wait() => return Close(code),
-            _ = shutdown.changed() => return Close(CloseCode::GOING_AWAY),
+            () = shutdown_requested(shutdown) => return Close(CloseCode::GOING_AWAY),
             incoming = ws.next(), if reading => {
                 last_received = Instant::now();
                 let message = match incoming {
@@ -431,6 +503,31 @@ async fn write<T: AsyncRead + AsyncWrite + Unpin>(
     match timeout(limits.write_timeout, ws.send(Message::Binary(bytes.into()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
+    }
+}
+
+/// Writes the frames already in the outbound queue (not those queued meanwhile), within the
+/// write timeout in total; gives up on the rest if the peer does not read them in time.
+async fn flush_queued<T: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<T>,
+    limits: &Limits,
+    queue: &mut mpsc::Receiver<Bytes>,
+) {
+    let queued = queue.len();
+    if queued == 0 {
+        return;
+    }
+    let flush = async {
+        for _ in 0..queued {
+            let Ok(frame) = queue.try_recv() else { break };
+            ws.feed(Message::Binary(frame)).await?;
+        }
+        ws.flush().await
+    };
+    match timeout(limits.write_timeout, flush).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, queued, "queued frames not written"),
+        Err(_) => tracing::debug!(queued, "queued frames not written in time"),
     }
 }
 

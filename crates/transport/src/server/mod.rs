@@ -246,10 +246,22 @@ impl ServerHandle {
         self.admission.connections()
     }
 
-    /// Graceful shutdown: stops accepting, closes every connection with 1001 `going_away`
-    /// (after the request in progress, if any), and returns once all connection tasks ended.
+    /// Graceful shutdown: stops accepting, ends every connection, and returns once all
+    /// connection tasks ended.
+    ///
+    /// Each connection ends promptly, whatever phase it is in: one still in TLS or the
+    /// WebSocket upgrade is dropped; one authenticating is closed with 1001 `going_away`
+    /// (reported to [`Service::auth_failed`]); an authenticated one is closed with 1001
+    /// `going_away` after the request in progress, if any, and after the frames already in
+    /// its outbound queue (answers, deliveries) are written, then reported to
+    /// [`Service::disconnected`]. The wait for a connection is thus bounded by the service
+    /// call in progress ([`Service::connected`] or [`Service::request`]), then the write
+    /// timeout ([`Limits::write_timeout`]) for the queued frames, the write timeout for the
+    /// close frame and a short grace (at most 2 s) for the peer's close frame.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        // Not `send`, which stores nothing while no task has subscribed yet (a shutdown right
+        // after `spawn`, before the accept loop ran).
+        self.shutdown.send_replace(true);
         let _ = self.task.await;
     }
 
@@ -262,10 +274,11 @@ impl ServerHandle {
 
 async fn accept_loop<S: Service>(listener: TcpListener, shared: Arc<Shared<S>>) {
     let mut connections = JoinSet::new();
+    // Checked by value: a shutdown requested before this task first ran is seen too.
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            () = connection::shutdown_requested(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => match shared.admission.admit(peer.ip()) {
                     Ok(permit) => {

@@ -107,9 +107,12 @@ impl core::fmt::Display for HandshakeFailure {
 ///
 /// Every TCP connection the server accepts ends in exactly one of: `refused`;
 /// `handshake_failed`; `auth_failed`; or `connected` followed by
-/// [`disconnected`](Service::disconnected) (even when `connected` refuses). The exception is
+/// [`disconnected`](Service::disconnected) (even when `connected` refuses, and even when the
+/// server shuts down while `connected` runs). The exceptions are
 /// [`ServerHandle::abort`](super::ServerHandle::abort), which drops connections without
-/// telling anyone.
+/// telling anyone, and a graceful [`ServerHandle::shutdown`](super::ServerHandle::shutdown),
+/// which drops connections still in TLS or the WebSocket upgrade without a hook (those in
+/// authentication are reported to `auth_failed` with 1001 `going_away`).
 pub trait Service: core::marker::Send + Sync + 'static {
     /// A connection authenticated: register it and queue its stored messages. The server sends
     /// `ready` (with the returned [`Welcome`]) before anything queued here.
@@ -151,9 +154,9 @@ pub trait Service: core::marker::Send + Sync + 'static {
     /// A connection from `peer` did not authenticate: `code` is the close code sent
     /// ([`CloseCode::AUTH_TIMEOUT`] 4000, [`CloseCode::AUTH_FAILED`] 4001, the token codes
     /// 4002–4004, or a protocol code such as 1007 `malformed_frame`, 1008 `policy_violation`
-    /// or 1009 `message_too_big` for a first message that is not a `hello`), or 1006 if the
-    /// peer closed or vanished before sending its `hello`. Runs on the connection's
-    /// task; keep it cheap.
+    /// or 1009 `message_too_big` for a first message that is not a `hello`), 1001 `going_away`
+    /// if the server shut down first, or 1006 if the peer closed or vanished before sending
+    /// its `hello`. Runs on the connection's task; keep it cheap.
     fn auth_failed(&self, peer: SocketAddr, code: CloseCode) {
         let _ = (peer, code);
     }
@@ -265,21 +268,28 @@ impl Connection {
         }
     }
 
-    /// Queues a frame for the client, waiting while the queue is full. For streaming a
-    /// backlog (stored messages on connect) from a task of the service's own: the connection
-    /// drains its queue only after [`Service::connected`] returned. Live traffic should use
-    /// [`Connection::send`], which never waits on a slow client.
+    /// Queues a frame for the client, waiting while the queue is half full or more. For
+    /// streaming a backlog (stored messages on connect) from a task of the service's own: the
+    /// connection drains its queue only after [`Service::connected`] returned. Half of the
+    /// queue is always left to [`Connection::send`], so that live traffic and answers to
+    /// requests never find the queue full because of a backlog.
     ///
     /// # Errors
     /// [`Error::Shutdown`] once the connection has ended (stalled writes end it after the
     /// write timeout, so this does not wait forever).
     pub async fn send_queued(&self, frame: &ServerFrame) -> Result<()> {
         let bytes = Bytes::from(frame::encode(frame)?);
-        self.inner
-            .outbound
-            .send(bytes)
+        let outbound = &self.inner.outbound;
+        let headroom = outbound.max_capacity() / 2;
+        // Waits until `headroom + 1` slots are free, uses one, releases the others.
+        let mut permits = outbound
+            .reserve_many(headroom + 1)
             .await
-            .map_err(|_| Error::Shutdown)
+            .map_err(|_| Error::Shutdown)?;
+        if let Some(permit) = permits.next() {
+            permit.send(bytes);
+        }
+        Ok(())
     }
 
     /// Asks the connection to close with `code` (the first request wins).

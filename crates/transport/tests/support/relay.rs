@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
 use sealwire_transport::code::{CloseCode, ErrorCode};
@@ -33,6 +34,7 @@ struct State {
     next_delivery: u64,
     disconnects: Vec<(MailboxId, CloseCode)>,
     accepted_sends: usize,
+    sends_started: usize,
     refused: Vec<(SocketAddr, AdmissionRefusal)>,
     handshake_failures: Vec<(SocketAddr, HandshakeFailure)>,
     auth_failures: Vec<(SocketAddr, CloseCode)>,
@@ -44,6 +46,8 @@ pub(crate) struct MemoryRelay {
     state: Mutex<State>,
     changed: Notify,
     this: Mutex<std::sync::Weak<MemoryRelay>>,
+    /// How long `request` takes over a `send` before storing and answering it.
+    send_delay: Mutex<Option<Duration>>,
 }
 
 impl MemoryRelay {
@@ -73,6 +77,16 @@ impl MemoryRelay {
     pub(crate) fn stored(&self, mailbox: MailboxId) -> usize {
         let state = self.state.lock().unwrap();
         state.mailboxes.get(&mailbox).map_or(0, |m| m.stored.len())
+    }
+
+    /// Makes every later `send` take `delay` before it is stored and answered.
+    pub(crate) fn set_send_delay(&self, delay: Duration) {
+        *self.send_delay.lock().unwrap() = Some(delay);
+    }
+
+    /// Sends whose handling started (the relay may still be working on them).
+    pub(crate) fn sends_started(&self) -> usize {
+        self.state.lock().unwrap().sends_started
     }
 
     /// Distinct sends accepted so far.
@@ -187,6 +201,13 @@ impl Service for MemoryRelay {
     }
 
     async fn request(&self, connection: &Connection, request: Request) -> Result<(), Refusal> {
+        if let Request::Send(_) = &request {
+            self.record(|state| state.sends_started += 1);
+            let delay = *self.send_delay.lock().unwrap();
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+        }
         let mut state = self.state.lock().unwrap();
         let from = connection.mailbox();
         match request {

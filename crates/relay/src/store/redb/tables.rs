@@ -52,7 +52,10 @@ pub(super) const PREKEYS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::ne
 /// per mailbox, so the first entry of a mailbox's range is the oldest key.
 pub(super) const POOL: TableDefinition<([u8; 32], u64), (u32, [u8; 32])> =
     TableDefinition::new("one_time_pool");
-/// (mailbox, one-time prekey id) → pool sequence number: the ids in the pool.
+/// The value of a [`POOL_IDS`] row whose key was handed out (no longer in the pool).
+pub(super) const HANDED_OUT: u64 = u64::MAX;
+/// (mailbox, one-time prekey id) → pool sequence number, or [`HANDED_OUT`]: every id the
+/// mailbox ever put in its pool, so that none is handed out twice.
 pub(super) const POOL_IDS: TableDefinition<([u8; 32], u32), u64> =
     TableDefinition::new("one_time_ids");
 

@@ -24,7 +24,7 @@ use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
 use sealwire_transport::frame::MailboxId;
 use tokio::sync::{mpsc, oneshot};
 
-use super::tables::{OrStorage, PrekeyRecord, Tables, decode, encode};
+use super::tables::{self, OrStorage, PrekeyRecord, Tables, decode, encode};
 use super::{CommitInfo, CommitObserver};
 use crate::error::{Error, QuotaKind, Result};
 use crate::store::{Appended, Expired, NewMessage, Quotas};
@@ -308,6 +308,10 @@ impl Tables<'_> {
             return Ok(Appended::Duplicate);
         }
         let size = message.payload.len() as u64;
+        let copies = size.saturating_mul(message.to.len() as u64);
+        if self.totals.bytes.saturating_add(copies) > self.quotas.max_total_bytes {
+            return Err(Error::StoreFull);
+        }
         // Validate every recipient before writing anything: a refusal changes nothing.
         for to in &message.to {
             let record = self.mailbox(*to)?.ok_or(Error::UnknownMailbox(*to))?;
@@ -437,7 +441,8 @@ impl Tables<'_> {
         let what = "storing prekeys";
         let existing = self.mailbox(mailbox)?;
         let mut record = existing.unwrap_or_default();
-        // Keep the first of each id, and only ids not already in the pool.
+        // Keep the first of each id, and only ids never seen before (in the pool or handed
+        // out).
         let mut ids = HashSet::new();
         let mut fresh = Vec::with_capacity(one_time.len());
         for key in one_time {
@@ -515,7 +520,11 @@ impl Tables<'_> {
         let one_time_prekey = match oldest {
             Some((seq, (id, public_key))) => {
                 self.pool.remove((mailbox.0, seq)).or_storage(what)?;
-                self.pool_ids.remove((mailbox.0, id)).or_storage(what)?;
+                // The id stays, marked as handed out: a resent upload of the same key (7.4)
+                // must not put it back into the pool.
+                self.pool_ids
+                    .insert((mailbox.0, id), tables::HANDED_OUT)
+                    .or_storage(what)?;
                 record.pool_len = record.pool_len.saturating_sub(1);
                 self.put_mailbox(mailbox, &record)?;
                 Some(OneTimePrekey { id, public_key })

@@ -36,6 +36,7 @@ fn quotas(max_messages: u64, max_bytes: u64, max_one_time_prekeys: u32) -> Quota
         max_messages,
         max_bytes,
         max_one_time_prekeys,
+        ..Quotas::default()
     }
 }
 
@@ -112,6 +113,7 @@ conformance!(
     prekey_pool_quota,
     no_bundle_without_upload,
     stats_count_mailboxes_messages_bytes,
+    store_wide_byte_cap,
 );
 
 // ---- the conformance cases ----------------------------------------------------------------
@@ -395,12 +397,29 @@ async fn prekeys_upload_and_take_in_order<S: Store>(open: impl FnOnce(Quotas) ->
         assert_eq!(bundle.one_time_prekey, None);
         assert_eq!(bundle.signed_prekey, signed);
     }
-    // A handed-out id may be uploaded again.
+    // A handed-out key is never accepted again: a resent upload (7.4) must not put it back.
+    let third = one_time(&mut alice, 1);
     let count = store
-        .put_prekeys(me, identity, signed, vec![first[0].clone()])
+        .put_prekeys(
+            me,
+            identity,
+            signed,
+            vec![first[0].clone(), second[1].clone(), third[0].clone()],
+        )
         .await
         .unwrap();
     assert_eq!(count, 1);
+    let bundle = store.take_bundle(me).await.unwrap().unwrap();
+    assert_eq!(bundle.one_time_prekey.as_ref(), Some(&third[0]));
+    assert_eq!(
+        store
+            .take_bundle(me)
+            .await
+            .unwrap()
+            .unwrap()
+            .one_time_prekey,
+        None
+    );
 }
 
 async fn signed_prekey_is_replaced<S: Store>(open: impl FnOnce(Quotas) -> S) {
@@ -527,3 +546,27 @@ async fn stats_count_mailboxes_messages_bytes<S: Store>(open: impl FnOnce(Quotas
 }
 
 mod durable;
+
+async fn store_wide_byte_cap<S: Store>(open: impl FnOnce(Quotas) -> S) {
+    let store = open(Quotas {
+        max_total_bytes: 100,
+        ..Quotas::default()
+    });
+    for n in 1..=3 {
+        store.register(mailbox(n)).await.unwrap();
+    }
+    // 2 recipients × 40 bytes = 80: fits; 2 × 40 more would be 160: refused, nothing stored.
+    stored(&store, message(9, 1, &[1, 2], &[0; 40], 10)).await;
+    let refused = store.append(message(9, 2, &[2, 3], &[0; 40], 10)).await;
+    assert!(matches!(refused, Err(Error::StoreFull)), "{refused:?}");
+    assert_eq!(
+        refused.unwrap_err().code(),
+        sealwire_transport::code::ErrorCode::Unavailable
+    );
+    assert_eq!(store.stats().await.unwrap().bytes, 80);
+    // Acknowledged bytes free space again.
+    let delivered = deliveries(&store, mailbox(1)).await;
+    store.ack(mailbox(1), delivered).await.unwrap();
+    stored(&store, message(9, 3, &[3], &[0; 60], 10)).await;
+    assert_eq!(store.stats().await.unwrap().bytes, 100);
+}

@@ -61,19 +61,31 @@ impl Registry {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `connection` as its mailbox's connection, catching up. A previous connection
-    /// of the mailbox is closed with `replaced`.
-    pub(crate) fn attach(&self, connection: &Connection) {
-        let previous = self.lock().insert(
+    /// Registers `connection` as its mailbox's connection, catching up, and closes a previous
+    /// connection of the mailbox with `replaced`. The newest authentication wins, whatever the
+    /// order in which connections get here: if the mailbox already has a connection that
+    /// authenticated later (a higher id), `connection` is not registered and `false` is
+    /// returned.
+    pub(crate) fn attach(&self, connection: &Connection) -> bool {
+        let mut slots = self.lock();
+        if slots
+            .get(&connection.mailbox())
+            .is_some_and(|slot| slot.connection.id() > connection.id())
+        {
+            return false;
+        }
+        let previous = slots.insert(
             connection.mailbox(),
             Slot {
                 connection: connection.clone(),
                 state: SlotState::CatchingUp { dirty: false },
             },
         );
+        drop(slots);
         if let Some(previous) = previous {
             previous.connection.close(CloseCode::REPLACED);
         }
+        true
     }
 
     /// Removes `connection` if it is still its mailbox's connection.

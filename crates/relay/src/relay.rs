@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sealwire_transport::code::{CloseCode, ErrorCode};
 use sealwire_transport::frame::{
-    self, Accepted, Bundle, Delivery, FetchBundle, PrekeyStatus, PrekeyUpload, Send, ServerFrame,
+    Accepted, Bundle, Delivery, FetchBundle, PrekeyStatus, PrekeyUpload, Send, ServerFrame,
 };
 use sealwire_transport::server::{
     AdmissionRefusal, Connection, HandshakeFailure, Refusal, Request, Service, Welcome,
@@ -236,37 +236,28 @@ impl<S: Store> Inner<S> {
 
     async fn fetch(&self, connection: &Connection, fetch: FetchBundle) -> Result<(), Refusal> {
         self.throttle(connection, &[(Limit::FetchRate, 1.0)]).await;
-        let bundle = self
+        let taken = self
             .store
             .take_bundle(fetch.mailbox)
             .await
             .map_err(|error| self.refuse(&error))?;
-        let Some(bundle) = bundle else {
+        let Some(taken) = taken else {
             self.metrics.request_refused(ErrorCode::NoBundle);
             return Err(Refusal::Error(ErrorCode::NoBundle));
         };
-        let handed_out = bundle.one_time_prekey.is_some();
+        let handed_out = taken.bundle.one_time_prekey.is_some();
         self.metrics.bundle_served(handed_out);
         let frame = ServerFrame::Bundle(Bundle {
             request: fetch.request,
-            bundle: bundle.to_bytes(),
+            bundle: taken.bundle.to_bytes(),
         });
         let _ = connection.send(&frame);
-        if handed_out {
-            self.notify_if_low(fetch.mailbox).await;
-        }
-        Ok(())
-    }
-
-    /// Tells the owner of `mailbox`, if it is connected, that its pool just fell below the
-    /// low-water mark.
-    async fn notify_if_low(&self, mailbox: frame::MailboxId) {
-        let Ok(left) = self.store.prekey_count(mailbox).await else {
-            return;
-        };
-        if left.saturating_add(1) == self.options.low_prekeys {
+        // Exactly one fetch takes the pool below the mark (the count is read in the same
+        // atomic step as the take): that one tells the owner.
+        let left = taken.one_time_left;
+        if handed_out && left < self.options.low_prekeys && left + 1 >= self.options.low_prekeys {
             self.metrics.prekeys_low();
-            if let Some(owner) = self.registry.live(&mailbox) {
+            if let Some(owner) = self.registry.live(&fetch.mailbox) {
                 let _ = owner.send(&ServerFrame::Prekeys(PrekeyStatus {
                     request: None,
                     one_time_prekeys: left,
@@ -274,6 +265,7 @@ impl<S: Store> Inner<S> {
                 }));
             }
         }
+        Ok(())
     }
 
     /// Streams the stored backlog to a new connection, then makes it live.
@@ -331,6 +323,10 @@ impl<S: Store> Service for Relay<S> {
             tracing::error!(error = %error, "registering a mailbox failed");
             Refusal::Close(CloseCode::TRY_AGAIN_LATER)
         })?;
+        if !inner.registry.attach(connection) {
+            // A newer connection of the same mailbox got here first.
+            return Err(Refusal::Close(CloseCode::REPLACED));
+        }
         inner.metrics.auth_succeeded();
         inner.metrics.connection_opened();
         // The bucket entry also marks the connection as opened (see `disconnected`).
@@ -342,7 +338,6 @@ impl<S: Store> Service for Relay<S> {
                 connection.id(),
                 ConnectionBuckets::new(&inner.options.rates, Instant::now()),
             );
-        inner.registry.attach(connection);
         let relay = self.inner.clone();
         let connection = connection.clone();
         tokio::spawn(async move { relay.catch_up(connection).await });

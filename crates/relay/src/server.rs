@@ -300,20 +300,28 @@ impl<S: Store> Housekeeping<S> {
 
     async fn expire(&self) {
         let cutoff = unix_now().saturating_sub(self.retention.as_secs());
-        match self.store.expire(cutoff).await {
-            Ok(expired) => {
-                self.metrics.messages_expired(expired.messages);
-                if expired.messages > 0 {
-                    tracing::info!(
-                        messages = expired.messages,
-                        bytes = expired.bytes,
-                        "expired unacknowledged messages"
-                    );
+        loop {
+            match self.store.expire(cutoff).await {
+                Ok(expired) => {
+                    self.metrics.messages_expired(expired.messages);
+                    if expired.messages > 0 {
+                        tracing::info!(
+                            messages = expired.messages,
+                            bytes = expired.bytes,
+                            "expired unacknowledged messages"
+                        );
+                    }
+                    if !expired.more {
+                        return;
+                    }
+                    // Other writes get their turn between chunks.
+                    tokio::task::yield_now().await;
                 }
-            }
-            Err(error) => {
-                self.metrics.store_error();
-                tracing::error!(%error, "expiring messages failed");
+                Err(error) => {
+                    self.metrics.store_error();
+                    tracing::error!(%error, "expiring messages failed");
+                    return;
+                }
             }
         }
     }

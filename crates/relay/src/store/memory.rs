@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
 use sealwire_transport::frame::{MailboxId, MessageId};
 
-use super::{Appended, Expired, NewMessage, Quotas, Store, StoreStats, StoredMessage};
+use super::{Appended, Expired, NewMessage, Quotas, Store, StoreStats, StoredMessage, TakenBundle};
 use crate::error::{Error, QuotaKind, Result};
 
 /// A store in memory: fast, and **lost on restart**, so `accepted` does not mean durable.
@@ -195,7 +195,7 @@ impl Store for MemoryStore {
         Ok(u32::try_from(size).unwrap_or(u32::MAX))
     }
 
-    async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<PrekeyBundle>> {
+    async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<TakenBundle>> {
         let mut state = self.lock()?;
         let Some(entry) = state.mailboxes.get_mut(&mailbox) else {
             return Ok(None);
@@ -203,12 +203,16 @@ impl Store for MemoryStore {
         let Some((identity, signed_prekey)) = entry.prekeys.clone() else {
             return Ok(None);
         };
-        Ok(Some(PrekeyBundle {
-            identity,
-            signed_prekey,
-            one_time_prekey: entry.pool.pop_front().inspect(|key| {
-                entry.handed_out.insert(key.id);
-            }),
+        let one_time_prekey = entry.pool.pop_front().inspect(|key| {
+            entry.handed_out.insert(key.id);
+        });
+        Ok(Some(TakenBundle {
+            bundle: PrekeyBundle {
+                identity,
+                signed_prekey,
+                one_time_prekey,
+            },
+            one_time_left: u32::try_from(entry.pool.len()).unwrap_or(u32::MAX),
         }))
     }
 

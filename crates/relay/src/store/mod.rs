@@ -94,6 +94,16 @@ pub struct StoredMessage {
     pub received_at: u64,
 }
 
+/// What [`Store::take_bundle`] hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenBundle {
+    /// The bundle, with a one-time prekey if the pool had one.
+    pub bundle: PrekeyBundle,
+    /// One-time prekeys left in the pool afterwards (read in the same atomic step, so that
+    /// exactly one fetch sees the pool cross the low-water mark).
+    pub one_time_left: u32,
+}
+
 /// What [`Store::expire`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -103,6 +113,9 @@ pub struct Expired {
     pub bytes: u64,
     /// Dedup records removed.
     pub dedup: u64,
+    /// Whether more is due: a store may remove a bounded amount per call (so that a long
+    /// backlog of expiry does not stall other writes); call again.
+    pub more: bool,
 }
 
 /// Totals over the whole store, for metrics.
@@ -151,7 +164,8 @@ pub trait Store: Send + Sync + 'static {
         deliveries: Vec<u64>,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Removes stored messages and dedup records received before `cutoff` (Unix seconds).
+    /// Removes stored messages and dedup records received before `cutoff` (Unix seconds),
+    /// possibly only some of them: call again while [`Expired::more`] is set.
     fn expire(&self, cutoff: u64) -> impl Future<Output = Result<Expired>> + Send;
 
     /// Stores `identity` and `signed_prekey` for `mailbox` (replacing the previous ones) and
@@ -171,7 +185,7 @@ pub trait Store: Send + Sync + 'static {
     fn take_bundle(
         &self,
         mailbox: MailboxId,
-    ) -> impl Future<Output = Result<Option<PrekeyBundle>>> + Send;
+    ) -> impl Future<Output = Result<Option<TakenBundle>>> + Send;
 
     /// The number of one-time prekeys in `mailbox`'s pool.
     fn prekey_count(&self, mailbox: MailboxId) -> impl Future<Output = Result<u32>> + Send;

@@ -77,7 +77,7 @@ use std::time::Duration;
 use ::redb::{
     Database, DatabaseError, ReadOnlyTable, ReadTransaction, ReadableDatabase, StorageError,
 };
-use sealwire_core::{OneTimePrekey, PrekeyBundle, PublicIdentity, SignedPrekey};
+use sealwire_core::{OneTimePrekey, PublicIdentity, SignedPrekey};
 use sealwire_transport::frame::{MailboxId, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -85,7 +85,7 @@ use tokio::sync::{mpsc, oneshot};
 pub(in crate::store) use self::tables::{FILE_NAME, META, SCHEMA_KEY, SCHEMA_VERSION};
 use self::tables::{MailboxRecord, OrStorage, decode};
 use self::writer::{PrekeyUpload, Reply, Request, Writer};
-use super::{Appended, Expired, NewMessage, Quotas, Store, StoreStats, StoredMessage};
+use super::{Appended, Expired, NewMessage, Quotas, Store, StoreStats, StoredMessage, TakenBundle};
 use crate::error::{Error, Result};
 
 /// Called by the writer thread after every commit (for the store commit latency metric). Keep
@@ -108,6 +108,9 @@ pub struct RedbOptions {
     pub quotas: Quotas,
     /// Most operations in one commit (default 512; 0 counts as 1).
     pub max_batch: usize,
+    /// Most stored messages, and most dedup records, one [`Store::expire`] call removes
+    /// (default 10 000; 0 counts as 1), so that a long expiry backlog does not hold the writer.
+    pub expiry_chunk: usize,
     /// Told about every commit.
     pub observer: Option<CommitObserver>,
 }
@@ -117,6 +120,7 @@ impl Default for RedbOptions {
         RedbOptions {
             quotas: Quotas::default(),
             max_batch: 512,
+            expiry_chunk: 10_000,
             observer: None,
         }
     }
@@ -126,6 +130,7 @@ impl fmt::Debug for RedbOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbOptions")
             .field("quotas", &self.quotas)
+            .field("expiry_chunk", &self.expiry_chunk)
             .field("max_batch", &self.max_batch)
             .field(
                 "observer",
@@ -225,6 +230,7 @@ impl RedbStore {
             db: db.clone(),
             path: shown.clone(),
             quotas: options.quotas,
+            expiry_chunk: options.expiry_chunk.max(1),
             max_batch,
             observer: options.observer,
             closing: closing.clone(),
@@ -440,7 +446,7 @@ impl Store for RedbStore {
             .await
     }
 
-    async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<PrekeyBundle>> {
+    async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<TakenBundle>> {
         self.submit(|reply| Request::TakeBundle(mailbox, reply))
             .await
     }

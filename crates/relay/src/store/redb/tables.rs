@@ -124,7 +124,7 @@ pub(super) fn init(txn: &WriteTransaction, path: &str) -> Result<()> {
         }
     }
     drop(meta);
-    Tables::open(txn, Quotas::default()).map(drop)
+    Tables::open(txn, Quotas::default(), 1).map(drop)
 }
 
 /// The running totals (`meta`), read at the start of a batch and written back before commit.
@@ -138,6 +138,8 @@ pub(super) struct Totals {
 /// Every table, open in one write transaction.
 pub(super) struct Tables<'t> {
     pub(super) quotas: Quotas,
+    /// Most messages, and most dedup records, one `expire` removes.
+    pub(super) expiry_chunk: usize,
     pub(super) meta: Table<'t, &'static str, u64>,
     pub(super) mailboxes: Table<'t, [u8; 32], &'static [u8]>,
     pub(super) messages: Table<'t, ([u8; 32], u64), MessageValue>,
@@ -152,7 +154,11 @@ pub(super) struct Tables<'t> {
 }
 
 impl<'t> Tables<'t> {
-    pub(super) fn open(txn: &'t WriteTransaction, quotas: Quotas) -> Result<Tables<'t>> {
+    pub(super) fn open(
+        txn: &'t WriteTransaction,
+        quotas: Quotas,
+        expiry_chunk: usize,
+    ) -> Result<Tables<'t>> {
         let what = "opening the store tables";
         let meta = txn.open_table(META).or_storage(what)?;
         let total = |key: &str| -> Result<u64> {
@@ -165,6 +171,7 @@ impl<'t> Tables<'t> {
         };
         Ok(Tables {
             quotas,
+            expiry_chunk,
             meta,
             mailboxes: txn.open_table(MAILBOXES).or_storage(what)?,
             messages: txn.open_table(MESSAGES).or_storage(what)?,

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::tables::{self, OrStorage, PrekeyRecord, Tables, decode, encode};
 use super::{CommitInfo, CommitObserver};
 use crate::error::{Error, QuotaKind, Result};
-use crate::store::{Appended, Expired, NewMessage, Quotas};
+use crate::store::{Appended, Expired, NewMessage, Quotas, TakenBundle};
 
 /// Where the answer to a request goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -39,7 +39,7 @@ pub(super) enum Request {
     Ack(MailboxId, Vec<u64>, Reply<u64>),
     Expire(u64, Reply<Expired>),
     PutPrekeys(Box<PrekeyUpload>, Reply<u32>),
-    TakeBundle(MailboxId, Reply<Option<PrekeyBundle>>),
+    TakeBundle(MailboxId, Reply<Option<TakenBundle>>),
     /// Answered once everything queued before it is committed.
     Flush(Reply<()>),
 }
@@ -137,6 +137,7 @@ pub(super) struct Writer {
     pub(super) db: Arc<Database>,
     pub(super) path: String,
     pub(super) quotas: Quotas,
+    pub(super) expiry_chunk: usize,
     pub(super) max_batch: usize,
     pub(super) observer: Option<CommitObserver>,
     /// Set when the store closes (then a request wakes the writer up).
@@ -245,7 +246,7 @@ impl Writer {
         txn: &WriteTransaction,
         batch: Vec<Request>,
     ) -> (Vec<Box<dyn Answer>>, Option<String>) {
-        let mut tables = match Tables::open(txn, self.quotas) {
+        let mut tables = match Tables::open(txn, self.quotas, self.expiry_chunk) {
             Ok(tables) => tables,
             Err(e) => {
                 return (
@@ -389,14 +390,24 @@ impl Tables<'_> {
         let what = "expiring";
         let mut expired = Expired::default();
         // Walk the expiry index up to the cutoff (never the whole store), removing as we go.
+        // At most `expiry_chunk` rows of each kind per call, so that the first sweep after a
+        // long downtime does not hold the writer (and every send) for long: the caller calls
+        // again while `more` is set.
         let mut per_mailbox: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
-        let old = self
+        let mut old = Vec::new();
+        for entry in self
             .message_expiry
-            .extract_from_if(..(cutoff, [0u8; 32], 0u64), |_, _| true)
-            .or_storage(what)?;
-        for entry in old {
-            let (key, _) = entry.or_storage(what)?;
-            let (_, mailbox, delivery) = key.value();
+            .range(..(cutoff, [0u8; 32], 0u64))
+            .or_storage(what)?
+            .take(self.expiry_chunk + 1)
+        {
+            old.push(entry.or_storage(what)?.0.value());
+        }
+        expired.more = old.len() > self.expiry_chunk;
+        old.truncate(self.expiry_chunk);
+        for key in old {
+            self.message_expiry.remove(key).or_storage(what)?;
+            let (_, mailbox, delivery) = key;
             let Some(guard) = self.messages.remove((mailbox, delivery)).or_storage(what)? else {
                 return Err(inconsistent("an expiry entry without its message"));
             };
@@ -418,13 +429,20 @@ impl Tables<'_> {
         }
         self.totals.messages = self.totals.messages.saturating_sub(expired.messages);
         self.totals.bytes = self.totals.bytes.saturating_sub(expired.bytes);
-        let old = self
+        let mut old = Vec::new();
+        for entry in self
             .dedup_expiry
-            .extract_from_if(..(cutoff, [0u8; 32], [0u8; 16]), |_, _| true)
-            .or_storage(what)?;
-        for entry in old {
-            let (key, _) = entry.or_storage(what)?;
-            let (_, from, id) = key.value();
+            .range(..(cutoff, [0u8; 32], [0u8; 16]))
+            .or_storage(what)?
+            .take(self.expiry_chunk + 1)
+        {
+            old.push(entry.or_storage(what)?.0.value());
+        }
+        expired.more |= old.len() > self.expiry_chunk;
+        old.truncate(self.expiry_chunk);
+        for key in old {
+            self.dedup_expiry.remove(key).or_storage(what)?;
+            let (_, from, id) = key;
             self.dedup.remove((from, id)).or_storage(what)?;
             expired.dedup += 1;
         }
@@ -492,7 +510,7 @@ impl Tables<'_> {
         Ok(size)
     }
 
-    fn take_bundle(&mut self, mailbox: MailboxId) -> Result<Option<PrekeyBundle>> {
+    fn take_bundle(&mut self, mailbox: MailboxId) -> Result<Option<TakenBundle>> {
         let what = "taking a prekey bundle";
         let Some(mut record) = self.mailbox(mailbox)? else {
             return Ok(None);
@@ -531,10 +549,13 @@ impl Tables<'_> {
             }
             None => None,
         };
-        Ok(Some(PrekeyBundle {
-            identity,
-            signed_prekey: prekeys.signed_prekey,
-            one_time_prekey,
+        Ok(Some(TakenBundle {
+            bundle: PrekeyBundle {
+                identity,
+                signed_prekey: prekeys.signed_prekey,
+                one_time_prekey,
+            },
+            one_time_left: record.pool_len,
         }))
     }
 }

@@ -61,7 +61,7 @@ async fn redb_data_survives_reopen() {
             .put_prekeys(mailbox(1), identity.clone(), signed.clone(), keys.clone())
             .await
             .unwrap();
-        let bundle = store.take_bundle(mailbox(1)).await.unwrap().unwrap();
+        let bundle = store.take_bundle(mailbox(1)).await.unwrap().unwrap().bundle;
         assert_eq!(bundle.one_time_prekey, Some(keys[0].clone()));
     }
     let store = open_redb(&dir, quotas);
@@ -101,7 +101,7 @@ async fn redb_data_survives_reopen() {
     assert_eq!(stored(&store, message(9, 6, &[1], b"6", 40)).await, vec![4]);
     // The prekey pool continues where it was.
     assert_eq!(store.prekey_count(mailbox(1)).await.unwrap(), 2);
-    let bundle = store.take_bundle(mailbox(1)).await.unwrap().unwrap();
+    let bundle = store.take_bundle(mailbox(1)).await.unwrap().unwrap().bundle;
     assert_eq!(bundle.identity, identity);
     assert_eq!(bundle.signed_prekey, signed);
     assert_eq!(bundle.one_time_prekey, Some(keys[1].clone()));
@@ -388,4 +388,31 @@ async fn redb_close_keeps_every_accepted_write() {
         deliveries(&store, mailbox(1)).await,
         (1..=accepted as u64).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn redb_expires_in_bounded_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        expiry_chunk: 2,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open(dir.path(), options).unwrap();
+    store.register(mailbox(1)).await.unwrap();
+    for id in 1..=5 {
+        stored(&store, message(9, id, &[1], b"old", 10)).await;
+    }
+    stored(&store, message(9, 6, &[1], b"new", 500)).await;
+    let mut rounds = Vec::new();
+    loop {
+        let expired = store.expire(100).await.unwrap();
+        rounds.push((expired.messages, expired.dedup, expired.more));
+        if !expired.more {
+            break;
+        }
+    }
+    assert_eq!(rounds, vec![(2, 2, true), (2, 2, true), (1, 1, false)]);
+    assert_eq!(deliveries(&store, mailbox(1)).await, vec![6]);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.messages, stats.bytes), (1, 3));
 }

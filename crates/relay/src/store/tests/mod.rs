@@ -331,6 +331,7 @@ async fn expiry_removes_messages_and_dedup<S: Store>(open: impl FnOnce(Quotas) -
             messages: 3,
             bytes: 3 + 3 + 5,
             dedup: 2,
+            more: false,
         }
     );
     assert_eq!(deliveries(&store, mailbox(1)).await, vec![3]);
@@ -386,14 +387,16 @@ async fn prekeys_upload_and_take_in_order<S: Store>(open: impl FnOnce(Quotas) ->
     assert_eq!(store.prekey_count(me).await.unwrap(), 5);
     let expected: Vec<OneTimePrekey> = first.iter().chain(&second).cloned().collect();
     for (taken, key) in expected.iter().enumerate() {
-        let bundle = store.take_bundle(me).await.unwrap().unwrap();
+        let taken_bundle = store.take_bundle(me).await.unwrap().unwrap();
+        assert_eq!(taken_bundle.one_time_left as usize, 4 - taken);
+        let bundle = taken_bundle.bundle;
         assert_eq!(bundle.identity, identity);
         assert_eq!(bundle.signed_prekey, signed);
         assert_eq!(bundle.one_time_prekey.as_ref(), Some(key));
         assert_eq!(store.prekey_count(me).await.unwrap() as usize, 4 - taken);
     }
     for _ in 0..2 {
-        let bundle = store.take_bundle(me).await.unwrap().unwrap();
+        let bundle = store.take_bundle(me).await.unwrap().unwrap().bundle;
         assert_eq!(bundle.one_time_prekey, None);
         assert_eq!(bundle.signed_prekey, signed);
     }
@@ -409,7 +412,7 @@ async fn prekeys_upload_and_take_in_order<S: Store>(open: impl FnOnce(Quotas) ->
         .await
         .unwrap();
     assert_eq!(count, 1);
-    let bundle = store.take_bundle(me).await.unwrap().unwrap();
+    let bundle = store.take_bundle(me).await.unwrap().unwrap().bundle;
     assert_eq!(bundle.one_time_prekey.as_ref(), Some(&third[0]));
     assert_eq!(
         store
@@ -417,6 +420,7 @@ async fn prekeys_upload_and_take_in_order<S: Store>(open: impl FnOnce(Quotas) ->
             .await
             .unwrap()
             .unwrap()
+            .bundle
             .one_time_prekey,
         None
     );
@@ -440,7 +444,7 @@ async fn signed_prekey_is_replaced<S: Store>(open: impl FnOnce(Quotas) -> S) {
         .await
         .unwrap();
     assert_eq!(count, 2);
-    let bundle = store.take_bundle(me).await.unwrap().unwrap();
+    let bundle = store.take_bundle(me).await.unwrap().unwrap().bundle;
     assert_eq!(bundle.signed_prekey, new);
     assert_eq!(bundle.one_time_prekey, Some(keys[0].clone()));
 }
@@ -475,7 +479,7 @@ async fn prekey_pool_quota<S: Store>(open: impl FnOnce(Quotas) -> S) {
         .await
         .unwrap();
     assert_eq!(count, 3);
-    let bundle = store.take_bundle(me).await.unwrap().unwrap();
+    let bundle = store.take_bundle(me).await.unwrap().unwrap().bundle;
     assert_eq!(bundle.signed_prekey, new);
     assert_eq!(bundle.one_time_prekey, Some(keys[0].clone()));
     // The quota is on the pool as it is: after a take there is room for one more.

@@ -47,6 +47,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+mod limitlog;
 pub mod metrics;
 pub mod ratelimit;
 mod registry;

@@ -17,6 +17,7 @@ use sealwire_transport::server::{
 use tokio::time::Instant;
 
 use crate::error::{Error, QuotaKind};
+use crate::limitlog::LimitLog;
 use crate::metrics::{Limit, Metrics};
 use crate::ratelimit::{ConnectionBuckets, RateLimits};
 use crate::registry::{CatchUp, Registry, Route};
@@ -74,6 +75,8 @@ struct Inner<S> {
     options: RelayOptions,
     /// Rate buckets by connection id.
     buckets: Mutex<HashMap<u64, ConnectionBuckets>>,
+    /// Sampled log lines for limit hits.
+    limit_log: LimitLog,
 }
 
 impl<S: Store> Relay<S> {
@@ -86,6 +89,7 @@ impl<S: Store> Relay<S> {
                 metrics,
                 options,
                 buckets: Mutex::default(),
+                limit_log: LimitLog::default(),
             }),
         }
     }
@@ -125,6 +129,7 @@ impl<S: Store> Inner<S> {
                 let this = bucket.take(cost, now);
                 if !this.is_zero() {
                     self.metrics.limit_hit(limit);
+                    self.limit_log.hit(limit, Some(connection.peer()));
                     tracing::debug!(peer = %connection.peer(), id = connection.id(), limit = ?limit, wait_ms = this.as_millis(), "rate limit: throttling");
                 }
                 wait = wait.max(this);
@@ -138,11 +143,15 @@ impl<S: Store> Inner<S> {
 
     fn refuse(&self, error: &Error) -> Refusal {
         match error {
-            Error::QuotaExceeded { kind, .. } => self.metrics.limit_hit(match kind {
-                QuotaKind::Messages => Limit::QuotaMessages,
-                QuotaKind::Bytes => Limit::QuotaBytes,
-                _ => Limit::QuotaPrekeys,
-            }),
+            Error::QuotaExceeded { kind, .. } => {
+                let limit = match kind {
+                    QuotaKind::Messages => Limit::QuotaMessages,
+                    QuotaKind::Bytes => Limit::QuotaBytes,
+                    _ => Limit::QuotaPrekeys,
+                };
+                self.metrics.limit_hit(limit);
+                self.limit_log.hit(limit, None);
+            }
             Error::UnknownMailbox(_) => {}
             Error::StoreFull => {
                 self.metrics.limit_hit(Limit::StoreBytes);
@@ -364,11 +373,13 @@ impl<S: Store> Service for Relay<S> {
     }
 
     fn refused(&self, peer: SocketAddr, reason: AdmissionRefusal) {
-        self.inner.metrics.limit_hit(match reason {
+        let limit = match reason {
             AdmissionRefusal::TooManyConnections => Limit::MaxConnections,
             AdmissionRefusal::TooManyFromAddress => Limit::MaxConnectionsPerIp,
             _ => Limit::ConnectionRate,
-        });
+        };
+        self.inner.metrics.limit_hit(limit);
+        self.inner.limit_log.hit(limit, Some(peer));
         tracing::debug!(%peer, limit = reason.as_str(), "connection refused");
     }
 

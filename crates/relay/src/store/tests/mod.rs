@@ -549,6 +549,7 @@ async fn stats_count_mailboxes_messages_bytes<S: Store>(open: impl FnOnce(Quotas
     store.flush().await.unwrap();
 }
 
+mod differential;
 mod durable;
 
 async fn store_wide_byte_cap<S: Store>(open: impl FnOnce(Quotas) -> S) {

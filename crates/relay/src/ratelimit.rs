@@ -1,6 +1,7 @@
 //! Per-connection rate limits: token buckets that **throttle** rather than refuse.
 //!
-//! Every authenticated connection has three buckets: messages (one token per `send`), bytes
+//! Every authenticated connection has three buckets: messages (one token per `send` or
+//! `upload_prekeys`), bytes
 //! (one token per payload byte per recipient: a group send costs every copy it makes the relay
 //! store) and bundle fetches (one token per `fetch_bundle`, so that
 //! nobody drains other people's one-time prekeys quickly). A request that finds its bucket
@@ -27,9 +28,9 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
-    /// Sustained `send`s per second per connection (default 100).
+    /// Sustained `send`s and prekey uploads per second per connection (default 100).
     pub messages_per_second: f64,
-    /// Burst of `send`s (default 500).
+    /// Burst of `send`s and prekey uploads (default 500).
     pub message_burst: f64,
     /// Sustained payload bytes per second per connection (default 4 MiB).
     pub bytes_per_second: f64,

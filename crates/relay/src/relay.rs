@@ -155,7 +155,7 @@ impl<S: Store> Inner<S> {
             Error::UnknownMailbox(_) => {}
             Error::StoreFull => {
                 self.metrics.limit_hit(Limit::StoreBytes);
-                tracing::warn!("the store is full (quotas.max_total_bytes): sends are refused");
+                self.limit_log.hit(Limit::StoreBytes, None);
             }
             other => {
                 self.metrics.store_error();
@@ -197,7 +197,9 @@ impl<S: Store> Inner<S> {
                 return Ok(());
             }
             Err(error) => {
-                tracing::info!(peer = %connection.peer(), id = connection.id(), error = %error, "send refused");
+                // Per refusal at debug: limit hits are logged, sampled, by `refuse`; storage
+                // failures at error.
+                tracing::debug!(peer = %connection.peer(), id = connection.id(), error = %error, "send refused");
                 return Err(self.refuse(&error));
             }
         };
@@ -223,6 +225,9 @@ impl<S: Store> Inner<S> {
     }
 
     async fn upload(&self, connection: &Connection, upload: PrekeyUpload) -> Result<(), Refusal> {
+        // Each upload is a commit, like a send: it draws on the same bucket.
+        self.throttle(connection, &[(Limit::MessageRate, 1.0)])
+            .await;
         let mailbox = connection.mailbox();
         let count = self
             .store
@@ -395,13 +400,17 @@ impl<S: Store> Service for Relay<S> {
 
     fn request_refused(&self, connection: &Connection, code: ErrorCode) {
         let metrics = &self.inner.metrics;
-        match code {
-            ErrorCode::PayloadTooLarge => metrics.limit_hit(Limit::PayloadSize),
-            ErrorCode::TooManyRecipients => metrics.limit_hit(Limit::Recipients),
-            _ => {}
+        let limit = match code {
+            ErrorCode::PayloadTooLarge => Some(Limit::PayloadSize),
+            ErrorCode::TooManyRecipients => Some(Limit::Recipients),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            metrics.limit_hit(limit);
+            self.inner.limit_log.hit(limit, Some(connection.peer()));
         }
         metrics.request_refused(code);
-        tracing::info!(peer = %connection.peer(), id = connection.id(), code = %code, "request refused");
+        tracing::debug!(peer = %connection.peer(), id = connection.id(), code = %code, "request refused");
     }
 
     async fn disconnected(&self, connection: &Connection, code: CloseCode) {

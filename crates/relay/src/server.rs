@@ -88,11 +88,9 @@ impl RelayServer {
         metrics: Metrics,
     ) -> Result<RelayServer> {
         let (transport, reloader) = transport_config(&config, certificate)?;
+        // (For a reloadable certificate this is the one in service now, i.e. at start.)
         let fingerprint = match &transport.security {
-            sealwire_transport::server::Security::Tls(tls) => Some(reloader.as_ref().map_or_else(
-                || tls.certificate_fingerprint(),
-                CertificateReloader::fingerprint,
-            )),
+            sealwire_transport::server::Security::Tls(tls) => Some(tls.certificate_fingerprint()),
             _ => None,
         };
         let relay = Relay::new(
@@ -336,15 +334,9 @@ impl<S: Store> Housekeeping<S> {
             tracing::error!("TLS certificate reload task failed");
             return;
         };
-        match outcome {
-            Ok(Some(fingerprint)) => tracing::info!(
-                certificate_sha256 = %fingerprint_hex(&fingerprint),
-                "TLS certificate reloaded"
-            ),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::error!(%error, "TLS certificate reload failed; still serving the previous certificate")
-            }
+        // A swap is logged by the reloader itself (file and fingerprint).
+        if let Err(error) = outcome {
+            tracing::error!(%error, "TLS certificate reload failed; still serving the previous certificate");
         }
     }
 }

@@ -33,8 +33,9 @@ struct Mailbox {
     messages: BTreeMap<u64, StoredMessage>,
     prekeys: Option<(PublicIdentity, SignedPrekey)>,
     pool: VecDeque<OneTimePrekey>,
-    /// One-time prekey ids handed out: never accepted into the pool again.
-    handed_out: HashSet<u32>,
+    /// Every one-time prekey id ever put in the pool (handed out or not): an upload of a known
+    /// id is ignored, so that no key is handed out twice.
+    known_ids: HashSet<u32>,
 }
 
 impl MemoryStore {
@@ -170,19 +171,16 @@ impl Store for MemoryStore {
     ) -> Result<u32> {
         let mut state = self.lock()?;
         let existing = state.mailboxes.get(&mailbox);
-        let in_pool = existing
-            .map(|m| &m.pool)
+        let pool_len = existing.map_or(0, |m| m.pool.len());
+        let mut in_upload = HashSet::new();
+        let fresh: Vec<OneTimePrekey> = one_time
             .into_iter()
-            .flatten()
-            .map(|k| k.id);
-        let mut ids: HashSet<u32> = in_pool.collect();
-        let size_before = ids.len();
-        if let Some(existing) = existing {
-            ids.extend(existing.handed_out.iter().copied());
-        }
-        let fresh: Vec<OneTimePrekey> = one_time.into_iter().filter(|k| ids.insert(k.id)).collect();
+            .filter(|key| {
+                existing.is_none_or(|m| !m.known_ids.contains(&key.id)) && in_upload.insert(key.id)
+            })
+            .collect();
         // Refused before anything changes (the mailbox is not even registered).
-        let size = size_before + fresh.len();
+        let size = pool_len + fresh.len();
         if size > self.quotas.max_one_time_prekeys as usize {
             return Err(Error::QuotaExceeded {
                 mailbox,
@@ -191,6 +189,7 @@ impl Store for MemoryStore {
         }
         let entry = state.mailboxes.entry(mailbox).or_default();
         entry.prekeys = Some((identity, signed_prekey));
+        entry.known_ids.extend(in_upload);
         entry.pool.extend(fresh);
         Ok(u32::try_from(size).unwrap_or(u32::MAX))
     }
@@ -203,9 +202,7 @@ impl Store for MemoryStore {
         let Some((identity, signed_prekey)) = entry.prekeys.clone() else {
             return Ok(None);
         };
-        let one_time_prekey = entry.pool.pop_front().inspect(|key| {
-            entry.handed_out.insert(key.id);
-        });
+        let one_time_prekey = entry.pool.pop_front();
         Ok(Some(TakenBundle {
             bundle: PrekeyBundle {
                 identity,

@@ -1,320 +1,466 @@
-//! The sealwire demo: two parties set up a session asynchronously and talk, then three form a
-//! group, and for every envelope the demo prints what a relay sees (size, session or group id,
-//! epoch, the bytes) beside what the recipient reads. Everything runs in memory with fresh
-//! keys; nothing is written to disk.
+//! The sealwire demo: a real relay and three clients in one process, and what each side sees.
 //!
-//! Run with `cargo run --example demo`.
+//! It starts a relay on 127.0.0.1 (a fresh self-signed certificate, an in-memory store wrapped
+//! so that it records everything the relay stores), and three users, Alice, Bob and Carol, each
+//! with an encrypted store in a temporary directory. They exchange 1:1 messages, Alice writes
+//! Carol while she is offline, the three form a group, Carol comes back and catches up, and
+//! Alice removes her from the group. For every step it prints what the relay saw (mailbox ids,
+//! sizes, opaque bytes) beside what the clients read, then checks that no plaintext appears in
+//! anything the relay stored, and that Alice and Bob see the same safety number.
+//!
+//! Run with `cargo run --example demo`: no setup, nothing left behind, a few seconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeSet;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use sealwire::core::{
-    Account, BundlePolicy, Change, EnvelopeHeader, Group, GroupConfig, GroupEnvelopeHeader,
-    IdentityKeyPair, MemberRole, PrekeyBundle, Session, SessionConfig, Timestamp,
+use sealwire::client::{Client, ClientOptions, Conversation, Event, Incoming, Profile};
+use sealwire::core::{OneTimePrekey, PublicIdentity, SignedPrekey};
+use sealwire::relay::config::Config;
+use sealwire::relay::server::{Certificate, RelayServer};
+use sealwire::relay::store::{
+    Appended, Expired, MemoryStore, NewMessage, Quotas, Store, StoreStats, StoredMessage,
+    TakenBundle,
 };
+use sealwire::store::{KdfParams, LocalStore, StoreKey};
+use sealwire::transport::client::ClientConfig;
+use sealwire::transport::frame::MailboxId;
+use sealwire::transport::tls::{ClientTls, DevCertificate};
+use tokio::time::{sleep, timeout};
 
-type DemoResult = Result<(), Box<dyn std::error::Error>>;
+type DemoResult<T = ()> = Result<T, Box<dyn Error>>;
+type RelayResult<T> = sealwire::relay::Result<T>;
 
-fn hex_prefix(bytes: &[u8], n: usize) -> String {
-    let shown: String = bytes.iter().take(n).map(|b| format!("{b:02x}")).collect();
-    format!("{shown}…")
+/// Every wait is bounded by this.
+const WAIT: Duration = Duration::from_secs(20);
+/// How long Carol is watched for anything after her removal from the group.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// One thing the relay was given to store.
+#[derive(Clone)]
+enum Seen {
+    /// An envelope: the sender's mailbox, the recipients' mailboxes, the bytes.
+    Envelope(MailboxId, Vec<MailboxId>, Vec<u8>),
+    /// A prekey upload: whose, how many one-time prekeys, how many bytes.
+    Prekeys(MailboxId, usize, usize),
+    /// A prekey bundle handed out: whose, how many bytes, whether with a one-time prekey.
+    Bundle(MailboxId, usize, bool),
 }
 
-/// Prints the relay's view of an envelope.
-fn relay_view(label: &str, envelope: &[u8]) -> DemoResult {
-    let header = EnvelopeHeader::parse(envelope)?;
-    println!(
-        "  relay sees  {label:<22} {:>5} bytes  {:?}  session {}  epoch {:>2} #{:<3} {}",
-        envelope.len(),
-        header.kind(),
-        header.session_id(),
-        header.epoch(),
-        header.counter(),
-        hex_prefix(&envelope[envelope.len() - 48..], 12),
-    );
-    Ok(())
+/// The relay's store: a [`MemoryStore`] that also records what it is given.
+struct Recording {
+    inner: MemoryStore,
+    seen: Mutex<Vec<Seen>>,
 }
 
-fn main() -> DemoResult {
-    let mut rng = rand::rng();
-    let start = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let now = Timestamp::from_unix_secs(start);
+impl Recording {
+    /// Everything recorded so far.
+    fn log(&self) -> MutexGuard<'_, Vec<Seen>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
-    println!("== identities and prekeys");
-    let mut bob = Account::new(IdentityKeyPair::generate(&mut rng), &mut rng, now);
-    let published = bob.generate_one_time_prekeys(5, &mut rng)?;
-    let alice_identity = IdentityKeyPair::generate(&mut rng);
-    println!(
-        "  Bob publishes signed prekey {} and {} one-time prekeys",
-        bob.signed_prekey().id,
-        published.len()
-    );
+impl Store for Recording {
+    async fn register(&self, mailbox: MailboxId) -> RelayResult<()> {
+        self.inner.register(mailbox).await
+    }
+    async fn append(&self, message: NewMessage) -> RelayResult<Appended> {
+        let seen = Seen::Envelope(message.from, message.to.clone(), message.payload.clone());
+        let appended = self.inner.append(message).await?;
+        if let Appended::Stored(_) = appended {
+            self.log().push(seen);
+        }
+        Ok(appended)
+    }
+    async fn pending(
+        &self,
+        to: MailboxId,
+        after: u64,
+        n: usize,
+    ) -> RelayResult<Vec<StoredMessage>> {
+        self.inner.pending(to, after, n).await
+    }
+    async fn ack(&self, mailbox: MailboxId, deliveries: Vec<u64>) -> RelayResult<u64> {
+        self.inner.ack(mailbox, deliveries).await
+    }
+    async fn expire(&self, cutoff: u64) -> RelayResult<Expired> {
+        self.inner.expire(cutoff).await
+    }
+    async fn put_prekeys(
+        &self,
+        mailbox: MailboxId,
+        identity: PublicIdentity,
+        signed_prekey: SignedPrekey,
+        one_time: Vec<OneTimePrekey>,
+    ) -> RelayResult<u32> {
+        let keys = postcard::to_allocvec(&(&signed_prekey, &one_time)).map_or(0, |v| v.len());
+        let seen = Seen::Prekeys(mailbox, one_time.len(), identity.to_bytes().len() + keys);
+        let pool = self
+            .inner
+            .put_prekeys(mailbox, identity, signed_prekey, one_time)
+            .await?;
+        self.log().push(seen);
+        Ok(pool)
+    }
+    async fn take_bundle(&self, mailbox: MailboxId) -> RelayResult<Option<TakenBundle>> {
+        let taken = self.inner.take_bundle(mailbox).await?;
+        if let Some(TakenBundle { bundle, .. }) = &taken {
+            let one_time = bundle.one_time_prekey.is_some();
+            self.log()
+                .push(Seen::Bundle(mailbox, bundle.to_bytes().len(), one_time));
+        }
+        Ok(taken)
+    }
+    async fn prekey_count(&self, mailbox: MailboxId) -> RelayResult<u32> {
+        self.inner.prekey_count(mailbox).await
+    }
+    async fn stats(&self) -> RelayResult<StoreStats> {
+        self.inner.stats().await
+    }
+    async fn flush(&self) -> RelayResult<()> {
+        self.inner.flush().await
+    }
+}
 
-    // The bundle travels through the server as bytes; Alice verifies it before use.
-    let bundle_bytes = bob.bundle(Some(published[0].id))?.to_bytes();
-    println!("  bundle handed to Alice: {} bytes", bundle_bytes.len());
-    let bundle = PrekeyBundle::from_bytes(&bundle_bytes)?.verify(&BundlePolicy::default(), now)?;
+/// A mailbox id as the demo prints it: its first 4 bytes.
+fn short(mailbox: &MailboxId) -> String {
+    format!("{}…", &mailbox.to_hex()[..8])
+}
 
-    println!("\n== Alice writes while Bob is offline");
-    let mut config = SessionConfig::default();
-    config.rotate_after_messages = 3; // small, to show rotation epochs in a short demo
-    let mut alice = Session::initiate(&alice_identity, &bundle, config, &mut rng, now)?;
-    let offline: Vec<Vec<u8>> = [
-        "Hi Bob, it's Alice.",
-        "Are you there?",
-        "Third one.",
-        "A fourth starts a new epoch.",
-    ]
-    .iter()
-    .map(|text| alice.seal(text.as_bytes(), &mut rng, now))
-    .collect::<Result<_, _>>()?;
-    for (i, envelope) in offline.iter().enumerate() {
-        relay_view(&format!("alice -> bob [{i}]"), envelope)?;
+impl Seen {
+    fn describe(&self) -> String {
+        match self {
+            Seen::Envelope(from, to, bytes) => {
+                let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                let to_list: Vec<String> = to.iter().map(short).collect();
+                let (n, s) = (to.len(), if to.len() == 1 { "" } else { "es" });
+                let (from, to_list, len) = (short(from), to_list.join(", "), bytes.len());
+                format!(
+                    "{from} → {n} mailbox{s} ({to_list}), {len} bytes: {} …",
+                    head.join(" ")
+                )
+            }
+            Seen::Prekeys(mailbox, n, bytes) => {
+                let whose = short(mailbox);
+                format!("prekeys of {whose}: identity, signed prekey, {n} one-time ({bytes} bytes)")
+            }
+            Seen::Bundle(mailbox, bytes, true) => {
+                format!(
+                    "bundle of {}, with a one-time prekey ({bytes} bytes)",
+                    short(mailbox)
+                )
+            }
+            Seen::Bundle(mailbox, bytes, false) => {
+                format!("bundle of {} ({bytes} bytes)", short(mailbox))
+            }
+        }
+    }
+}
+
+/// What each step shows: what the relay saw since the previous step, and what clients read.
+struct Report {
+    store: Arc<Recording>,
+    shown: usize,
+    reads: Vec<String>,
+    plaintexts: Vec<&'static str>,
+}
+
+impl Report {
+    fn new(store: Arc<Recording>) -> Report {
+        let (shown, reads, plaintexts) = (0, Vec::new(), Vec::new());
+        Report {
+            store,
+            shown,
+            reads,
+            plaintexts,
+        }
     }
 
-    println!("\n== Bob comes online; messages arrive out of order");
-    let accepted = bob.accept(&offline[1], now)?;
-    let mut bob_session = accepted.session;
-    println!(
-        "  Bob reads  [1] {:?}  (session created from it; one-time prekey consumed: {} left)",
-        String::from_utf8_lossy(&accepted.plaintext),
-        bob.one_time_prekey_count()
-    );
-    for i in [3, 0, 2] {
-        let text = bob_session.open(&offline[i], now)?;
-        println!("  Bob reads  [{i}] {:?}", String::from_utf8_lossy(&text));
-    }
-    match bob_session.open(&offline[0], now) {
-        Err(e) => println!("  replayed [0] rejected: {e}"),
-        Ok(_) => return Err("a replay was accepted".into()),
-    }
-    let fresh = alice.seal(b"This one is tampered with in transit.", &mut rng, now)?;
-    let mut tampered = fresh.clone();
-    tampered[40] ^= 1;
-    match bob_session.open(&tampered, now) {
-        Err(e) => println!("  tampered envelope rejected: {e}"),
-        Ok(_) => return Err("a tampered envelope was accepted".into()),
-    }
-    let text = bob_session.open(&fresh, now)?;
-    println!(
-        "  the untampered original still opens: {:?}",
-        String::from_utf8_lossy(&text)
-    );
-
-    println!("\n== they compare safety numbers out of band");
-    println!(
-        "  Alice sees {}",
-        alice.peer_identity().safety_number(alice_identity.public())
-    );
-    println!(
-        "  Bob sees   {}",
-        bob_session
-            .peer_identity()
-            .safety_number(bob.identity().public())
-    );
-
-    println!("\n== a conversation: every turn is a new epoch");
-    let later = now.plus_secs(60);
-    for (i, (from_bob, from_alice)) in [
-        ("Hello Alice!", "Great to hear from you."),
-        ("All good here.", "Talk soon."),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let envelope = bob_session.seal(from_bob.as_bytes(), &mut rng, later)?;
-        relay_view(&format!("bob -> alice [{i}]"), &envelope)?;
-        println!(
-            "  Alice reads {:?}",
-            String::from_utf8_lossy(&alice.open(&envelope, later)?)
-        );
-        let envelope = alice.seal(from_alice.as_bytes(), &mut rng, later)?;
-        relay_view(&format!("alice -> bob [{i}]"), &envelope)?;
-        println!(
-            "  Bob reads   {:?}",
-            String::from_utf8_lossy(&bob_session.open(&envelope, later)?)
-        );
+    /// A message body, remembered for the final check.
+    fn said(&mut self, text: &'static str) -> Vec<u8> {
+        self.plaintexts.push(text);
+        text.as_bytes().to_vec()
     }
 
-    println!("\n== state persists: Bob's session is saved and restored");
-    let saved = bob_session.to_bytes();
-    println!("  saved {saved:?}");
-    let mut restored = Session::from_bytes(saved.expose_secret())?;
-    let envelope = alice.seal(b"Still there after the restart?", &mut rng, later)?;
-    println!(
-        "  Bob (restored) reads {:?}",
-        String::from_utf8_lossy(&restored.open(&envelope, later)?)
-    );
-    group_demo(now)?;
-    println!(
-        "\nThe relay saw only sizes, random session and group ids, epoch numbers and ciphertext."
-    );
-    Ok(())
+    fn note(&mut self, line: &str) {
+        self.reads.push(line.to_owned());
+    }
+
+    fn show(&mut self, title: &str) {
+        let seen = self.store.log().clone();
+        println!("\n── {title}\n   relay saw:");
+        for item in &seen[self.shown..] {
+            println!("     {}", item.describe());
+        }
+        if seen.len() == self.shown {
+            println!("     (nothing new stored)");
+        }
+        self.shown = seen.len();
+        println!("   client read:");
+        for line in self.reads.drain(..) {
+            println!("     {line}");
+        }
+    }
 }
 
-/// Two pairwise sessions between `a` and the owner of `b`, established (one message each way).
-fn pair(
-    a: &IdentityKeyPair,
-    b: &mut Account,
-    rng: &mut rand::rngs::ThreadRng,
-    now: Timestamp,
-) -> Result<(Session, Session), Box<dyn std::error::Error>> {
-    let bundle = b.bundle(None)?.verify(&BundlePolicy::default(), now)?;
-    let mut a_side = Session::initiate(a, &bundle, SessionConfig::default(), rng, now)?;
-    let hello = a_side.seal(b"hello", rng, now)?;
-    let mut b_side = b.accept(&hello, now)?.session;
-    a_side.open(&b_side.seal(b"hello", rng, now)?, now)?;
-    Ok((a_side, b_side))
+/// A user: an encrypted store in a directory, and the raw key that opens it.
+struct User {
+    name: &'static str,
+    dir: PathBuf,
+    key: [u8; 32],
+    identity: PublicIdentity,
 }
 
-/// Carries a control message over a pairwise session: sealed by `from`, opened by `to`.
-fn carry(
-    from: &mut Session,
-    to: &mut Session,
-    message: &[u8],
-    rng: &mut rand::rngs::ThreadRng,
-    now: Timestamp,
-) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    Ok(to.open(&from.seal(message, rng, now)?, now)?)
+impl User {
+    fn create(root: &Path, name: &'static str) -> DemoResult<User> {
+        let dir = root.join(name);
+        let key: [u8; 32] = rand::random();
+        let store = LocalStore::create(&dir, &StoreKey::from_bytes(key), KdfParams::default())?;
+        let identity = Profile::create(store)?.identity().clone();
+        Ok(User {
+            name,
+            dir,
+            key,
+            identity,
+        })
+    }
+
+    fn profile(&self) -> DemoResult<Profile> {
+        let store = LocalStore::open(&self.dir, &StoreKey::from_bytes(self.key))?;
+        Ok(Profile::open(store)?)
+    }
+
+    fn mailbox(&self) -> MailboxId {
+        MailboxId::of(&self.identity)
+    }
+
+    /// Starts a client on the user's store and waits until it is connected.
+    async fn start(&self, url: &str, tls: &ClientTls) -> DemoResult<Client> {
+        let options = ClientOptions::new(ClientConfig::new(url, tls.clone()));
+        let mut client = Client::start(self.profile()?, options)?;
+        let connected = |event| Ok(matches!(event, Event::Connected).then_some(()));
+        wait_for(&mut client, self.name, connected).await?;
+        Ok(client)
+    }
 }
 
-/// Prints the relay's view of a group envelope.
-fn group_relay_view(label: &str, envelope: &[u8]) -> DemoResult {
-    let header = GroupEnvelopeHeader::parse(envelope)?;
-    println!(
-        "  relay sees  {label:<22} {:>5} bytes  group {}  epoch {} sender #{} msg #{}  {}",
-        envelope.len(),
-        header.group_id(),
-        header.epoch(),
-        header.sender(),
-        header.counter(),
-        hex_prefix(&envelope[envelope.len() - 48..], 12),
-    );
-    Ok(())
-}
-
-/// Alice creates a group with Bob and Carol; everyone talks; Alice removes Carol, who cannot
-/// read what follows. Control messages travel over pairwise sessions, group envelopes through
-/// the relay.
-fn group_demo(now: Timestamp) -> DemoResult {
-    let mut rng = rand::rng();
-    println!("\n== a group: Alice (admin), Bob and Carol");
-    let alice = IdentityKeyPair::generate(&mut rng);
-    let mut bob = Account::new(IdentityKeyPair::generate(&mut rng), &mut rng, now);
-    let mut carol = Account::new(IdentityKeyPair::generate(&mut rng), &mut rng, now);
-    let (mut alice_bob, mut bob_alice) = pair(&alice, &mut bob, &mut rng, now)?;
-    let (mut alice_carol, mut carol_alice) = pair(&alice, &mut carol, &mut rng, now)?;
-    let (mut bob_carol, mut carol_bob) = pair(bob.identity(), &mut carol, &mut rng, now)?;
-
-    let mut alice_group = Group::create(&alice, GroupConfig::default(), &mut rng, now)?;
-    let adds = [
-        Change::Add(bob.identity().public().clone(), MemberRole::Member),
-        Change::Add(carol.identity().public().clone(), MemberRole::Member),
-    ];
-    let commit = alice_group.commit(&alice, &adds, now)?;
-    let welcome = commit.welcome.ok_or("an add produces a welcome")?;
-    let to_bob = carry(&mut alice_bob, &mut bob_alice, &welcome, &mut rng, now)?;
-    let to_carol = carry(&mut alice_carol, &mut carol_alice, &welcome, &mut rng, now)?;
-    let config = GroupConfig::default();
-    let bob_id = bob.identity().public().clone();
-    let carol_id = carol.identity().public().clone();
-    let mut bob_group = Group::join(&bob_id, alice.public(), &to_bob, config.clone(), now)?;
-    let mut carol_group = Group::join(&carol_id, alice.public(), &to_carol, config, now)?;
-    println!(
-        "  welcome: {} bytes over each pairwise session; group {} in epoch {} with {} members",
-        welcome.len(),
-        alice_group.id(),
-        alice_group.epoch(),
-        alice_group.members().len()
-    );
-
-    // Alice's first group message carries her sender key, over the pairwise sessions.
-    let sealed = alice_group.seal(b"Welcome to the group!", &mut rng, now)?;
-    let key = sealed.sender_key.ok_or("first message of the epoch")?;
-    let secret = key.message.expose_secret();
-    let for_bob = carry(&mut alice_bob, &mut bob_alice, secret, &mut rng, now)?;
-    let for_carol = carry(&mut alice_carol, &mut carol_alice, secret, &mut rng, now)?;
-    bob_group.receive(alice.public(), &for_bob, now)?;
-    carol_group.receive(alice.public(), &for_carol, now)?;
-    println!(
-        "  Alice's sender key went to {} members over pairwise sessions",
-        key.recipients.len()
-    );
-    group_relay_view("alice -> group", &sealed.envelope)?;
-    let read = |group: &mut Group, envelope: &[u8]| -> Result<String, sealwire::core::Error> {
-        Ok(String::from_utf8_lossy(&group.open(envelope, now)?.plaintext).into_owned())
+/// Waits (at most [`WAIT`]) for the first event that `pick` picks.
+async fn wait_for<T>(
+    client: &mut Client,
+    who: &str,
+    mut pick: impl FnMut(Event) -> DemoResult<Option<T>>,
+) -> DemoResult<T> {
+    let waiting = async {
+        loop {
+            match client.next_event().await {
+                Some(Event::Stopped(error)) => return Err(format!("{who}: {error}").into()),
+                Some(event) => {
+                    if let Some(found) = pick(event)? {
+                        return Ok(found);
+                    }
+                }
+                None => return Err(format!("{who}'s client stopped").into()),
+            }
+        }
     };
-    println!(
-        "  Bob reads   {:?}",
-        read(&mut bob_group, &sealed.envelope)?
-    );
-    println!(
-        "  Carol reads {:?}",
-        read(&mut carol_group, &sealed.envelope)?
-    );
+    let waited = timeout(WAIT, waiting).await;
+    waited.map_err(|_| format!("{who} waited {WAIT:?} in vain"))?
+}
 
-    // Bob answers; his sender key goes to Alice and Carol first.
-    let sealed = bob_group.seal(b"Thanks, Alice.", &mut rng, now)?;
-    let key = sealed.sender_key.ok_or("first message of the epoch")?;
-    let secret = key.message.expose_secret();
-    let for_alice = carry(&mut bob_alice, &mut alice_bob, secret, &mut rng, now)?;
-    let for_carol = carry(&mut bob_carol, &mut carol_bob, secret, &mut rng, now)?;
-    alice_group.receive(&bob_id, &for_alice, now)?;
-    carol_group.receive(&bob_id, &for_carol, now)?;
-    group_relay_view("bob -> group", &sealed.envelope)?;
-    println!(
-        "  Alice reads {:?}",
-        read(&mut alice_group, &sealed.envelope)?
-    );
-    println!(
-        "  Carol reads {:?}",
-        read(&mut carol_group, &sealed.envelope)?
-    );
+/// The next message, not yet confirmed. A message that cannot be read is an error.
+async fn next_message(client: &mut Client, who: &str) -> DemoResult<Incoming> {
+    wait_for(client, who, |event| match event {
+        Event::Message(message) => Ok(Some(message)),
+        Event::Dropped { error, .. } | Event::SendFailed { error, .. } => Err(error.into()),
+        _ => Ok(None),
+    })
+    .await
+}
 
-    println!("\n== Alice removes Carol: a new epoch with fresh sender keys");
-    let commit = alice_group.commit(&alice, &[Change::Remove(carol_id.clone())], now)?;
-    let to_bob = carry(
-        &mut alice_bob,
-        &mut bob_alice,
-        &commit.commit,
-        &mut rng,
-        now,
-    )?;
-    let to_carol = carry(
-        &mut alice_carol,
-        &mut carol_alice,
-        &commit.commit,
-        &mut rng,
-        now,
-    )?;
-    bob_group.receive(alice.public(), &to_bob, now)?;
-    carol_group.receive(alice.public(), &to_carol, now)?;
-    println!(
-        "  epoch {}; Carol still a member by her own state? {}",
-        bob_group.epoch(),
-        carol_group.is_member()
-    );
-    let sealed = alice_group.seal(b"Carol cannot read this.", &mut rng, now)?;
-    let key = sealed.sender_key.ok_or("first message of the new epoch")?;
-    println!(
-        "  Alice's new sender key goes to {} member(s) only",
-        key.recipients.len()
-    );
-    let for_bob = carry(
-        &mut alice_bob,
-        &mut bob_alice,
-        key.message.expose_secret(),
-        &mut rng,
-        now,
-    )?;
-    bob_group.receive(alice.public(), &for_bob, now)?;
-    group_relay_view("alice -> group", &sealed.envelope)?;
-    println!(
-        "  Bob reads   {:?}",
-        read(&mut bob_group, &sealed.envelope)?
-    );
-    match carol_group.open(&sealed.envelope, now) {
-        Err(e) => println!("  Carol cannot: {e}"),
-        Ok(_) => return Err("a removed member read a message sent after her removal".into()),
+/// Reads the next message, confirms it and reports it.
+async fn read(client: &mut Client, who: &str, report: &mut Report) -> DemoResult {
+    let message = next_message(client, who).await?;
+    client.confirm(message.seq).await?;
+    let from = message.contact.as_deref().unwrap_or("an unknown sender");
+    let place = match message.conversation {
+        Conversation::Direct => "",
+        Conversation::Group(_) => " (in the group)",
+    };
+    let body = String::from_utf8_lossy(&message.body);
+    report.note(&format!("{who} read from {from}{place}: {body:?}"));
+    Ok(())
+}
+
+/// Waits until the relay has `mailbox`'s prekeys, so that others can write to it offline.
+async fn prekeys_published(store: &Recording, mailbox: MailboxId) -> DemoResult {
+    let is_upload = |s: &Seen| matches!(s, Seen::Prekeys(m, ..) if *m == mailbox);
+    let published = || store.log().iter().any(is_upload);
+    let waiting = async {
+        while !published() {
+            sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, waiting)
+        .await
+        .map_err(|_| "no prekey upload in time".into())
+}
+
+#[tokio::main]
+async fn main() -> DemoResult {
+    let started = Instant::now();
+
+    // The relay: loopback, any free port, a fresh certificate, the recording store, no admin.
+    let certificate = DevCertificate::generate(&["localhost"])?;
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        server_names: vec!["localhost".into()],
+        ..Config::default()
+    };
+    config.admin.enabled = false;
+    let (inner, seen) = (MemoryStore::new(Quotas::default()), Mutex::default());
+    let store = Arc::new(Recording { inner, seen });
+    let server_tls = Certificate::Fixed(certificate.server_tls()?);
+    let relay = RelayServer::start_with_store(config, server_tls, store.clone()).await?;
+    let url = format!("wss://localhost:{}/", relay.local_addr().port());
+    // The certificate is self-signed: the clients trust exactly it, by its SHA-256 pin.
+    let pin = certificate.fingerprint();
+    let tls = ClientTls::builder().pin_sha256(pin).pin_only().build()?;
+    println!("relay listening on {url} (certificate pinned by the clients)");
+
+    // Three users, each with the other two as contacts.
+    let root = tempfile::tempdir()?;
+    let users = ["alice", "bob", "carol"].map(|name| User::create(root.path(), name));
+    let [alice_user, bob_user, carol_user] = users;
+    let users = [alice_user?, bob_user?, carol_user?];
+    println!("mailboxes (a hash of each identity key: all the relay knows of a user):");
+    for user in &users {
+        let mut profile = user.profile()?;
+        for other in users.iter().filter(|o| o.name != user.name) {
+            profile.add_contact(other.name, &other.identity)?;
+        }
+        println!("  {:<6} {}", user.name, short(&user.mailbox()));
     }
+    let [alice_user, bob_user, carol_user] = &users;
+    // Each side computes the safety number from both identity keys; users compare them.
+    let by_alice = alice_user.profile()?.contact("bob")?.safety_number();
+    let by_bob = bob_user.profile()?.contact("alice")?.safety_number();
+    println!("safety number of Alice and Bob\n  Alice sees {by_alice}\n  Bob sees   {by_bob}");
+    if by_alice != by_bob {
+        return Err("the safety numbers differ".into());
+    }
+    let mut report = Report::new(store.clone());
+
+    // 1. Everyone connects once, which publishes their prekeys; then Carol goes offline.
+    let mut alice = alice_user.start(&url, &tls).await?;
+    let mut bob = bob_user.start(&url, &tls).await?;
+    let carol = carol_user.start(&url, &tls).await?;
+    for user in &users {
+        prekeys_published(&store, user.mailbox()).await?;
+    }
+    carol.close().await;
+    report.note("(nothing: Carol is offline now)");
+    report.show("1. Alice, Bob and Carol connect and publish prekeys; Carol goes offline");
+
+    // 2. Alice and Bob talk: the first message sets up a session from Bob's prekey bundle.
+    for text in ["Hi Bob, it's Alice.", "Lunch on Friday?"] {
+        alice.send("bob", report.said(text)).await?;
+        read(&mut bob, "Bob", &mut report).await?;
+    }
+    bob.send("alice", report.said("Friday works, see you at noon."))
+        .await?;
+    read(&mut alice, "Alice", &mut report).await?;
+    report.show("2. Alice sends Bob two messages, Bob replies");
+
+    // 3. Alice writes Carol, who is offline: the relay keeps it for her.
+    alice
+        .send("carol", report.said("Carol, are you coming on Friday too?"))
+        .await?;
+    alice.flush().await?;
+    report.note("(nothing: Carol is offline, the relay holds the message)");
+    report.show("3. Alice writes Carol while she is offline");
+
+    // 4. A group: control messages go over the 1:1 sessions; a group message is one envelope
+    // that the relay fans out.
+    let group = alice.create_group("friends", &["bob", "carol"]).await?;
+    alice
+        .send_group(group, report.said("Welcome to friends, everyone!"))
+        .await?;
+    read(&mut bob, "Bob", &mut report).await?;
+    bob.send_group(group, report.said("Thanks Alice, glad to be here."))
+        .await?;
+    read(&mut alice, "Alice", &mut report).await?;
+    alice.flush().await?;
+    bob.flush().await?;
+    report.show("4. Alice creates the group \"friends\" with Bob and Carol; Bob answers");
+
+    // 5. Carol's client restarts from her store and catches up on what the relay kept.
+    let mut carol = carol_user.start(&url, &tls).await?;
+    for _ in 0..3 {
+        read(&mut carol, "Carol", &mut report).await?;
+    }
+    report.show("5. Carol comes back online and reads everything");
+
+    // 6. Alice removes Carol; the next group message is not even addressed to her mailbox.
+    alice.remove_members(group, &["carol"]).await?;
+    wait_for(&mut carol, "Carol", |event| match event {
+        Event::RemovedFromGroup { .. } => Ok(Some(())),
+        Event::Message(_) => Err("Carol got a message after her removal".into()),
+        _ => Ok(None),
+    })
+    .await?;
+    report.note("Carol learns she was removed from the group");
+    alice
+        .send_group(group, report.said("Just the two of us now, Bob."))
+        .await?;
+    read(&mut bob, "Bob", &mut report).await?;
+    alice.flush().await?;
+    let quiet = timeout(QUIET, next_message(&mut carol, "Carol")).await;
+    if quiet.is_ok() {
+        return Err("Carol got something after her removal".into());
+    }
+    report.note(&format!("Carol reads nothing more (waited {QUIET:?})"));
+    report.show("6. Alice removes Carol from the group and writes to it again");
+
+    // What the relay ended up with, and the check that no plaintext is in any of it.
+    let seen = store.log().clone();
+    let mut mailboxes = BTreeSet::new();
+    let mut envelopes: Vec<&[u8]> = Vec::new();
+    let (mut deliveries, mut bytes) = (0, 0);
+    for item in &seen {
+        match item {
+            Seen::Envelope(from, to, payload) => {
+                mailboxes.extend(to.iter().chain([from]).copied());
+                envelopes.push(payload);
+                deliveries += to.len();
+                bytes += to.len() * payload.len();
+            }
+            Seen::Prekeys(mailbox, ..) | Seen::Bundle(mailbox, ..) => {
+                mailboxes.insert(*mailbox);
+            }
+        }
+    }
+    let (n, ids) = (
+        envelopes.len(),
+        mailboxes.iter().map(short).collect::<Vec<_>>(),
+    );
+    println!("\nthe relay stored {n} envelopes, {deliveries} deliveries, {bytes} bytes");
+    println!("it saw {} mailbox ids: {}", ids.len(), ids.join(", "));
+    let contains =
+        |payload: &[u8], text: &str| payload.windows(text.len()).any(|w| w == text.as_bytes());
+    for text in &report.plaintexts {
+        if envelopes.iter().any(|payload| contains(payload, text)) {
+            return Err(format!("the relay saw the plaintext {text:?}").into());
+        }
+    }
+    let n = report.plaintexts.len();
+    println!("searched it for each of the {n} plaintexts: no plaintext seen by the relay");
+
+    for client in [alice, bob, carol] {
+        client.close().await;
+    }
+    relay.shutdown().await;
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -5,8 +5,17 @@
 //!
 //! - [`core`] (`sealwire-core`): the protocol. Identities, prekeys, asynchronous session setup,
 //!   the ratchet with key-rotation epochs, and the key-committing envelope. Sans-IO.
-//! - [`transport`] (`sealwire-transport`): envelopes over WebSocket Secure (in progress).
-//! - [`relay`] (`sealwire-relay`): the blind store-and-forward relay (in progress).
+//! - [`transport`] (`sealwire-transport`): envelopes over WebSocket Secure: framing, TLS
+//!   (CA or pinned certificates), identity authentication, reconnecting client and server.
+//! - [`relay`] (`sealwire-relay`): the blind store-and-forward relay: routing, durable
+//!   mailboxes for offline recipients, the prekey directory; it holds no key that opens an
+//!   envelope.
+//! - [`client`]: the high-level client: contacts, 1:1 and group messages over a relay, with
+//!   sessions set up and prekeys published by themselves.
+//! - [`store`]: the client's local store, every record encrypted at rest.
+//!
+//! `cargo run --example demo` runs a relay and three clients in one process and prints what
+//! the relay saw beside what the clients read.
 //!
 //! ```
 //! use sealwire::core::{Account, BundlePolicy, IdentityKeyPair, Session, SessionConfig, Timestamp};
@@ -25,6 +34,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod error;
+pub mod store;
+
+pub use error::{Error, Result};
 pub use sealwire_core as core;
 pub use sealwire_relay as relay;
 pub use sealwire_transport as transport;

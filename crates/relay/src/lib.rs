@@ -35,6 +35,7 @@
 //! | [`ratelimit`] | per-connection token buckets that throttle |
 //! | [`metrics`], [`admin`] | Prometheus metrics and the admin listener |
 //! | [`config`] | the TOML configuration with environment overrides |
+//! | [`cli`] | the command line of `sealwire-relay` (and `sealwire relay`) |
 //!
 //! Connection admission (total and per-address caps, connection rate), TLS, authentication,
 //! origins, frame limits, heartbeats and slow consumers are the transport's
@@ -45,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod error;
 mod limitlog;

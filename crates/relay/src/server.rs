@@ -81,6 +81,107 @@ impl RelayServer {
         }
     }
 
+    /// Like [`start`](Self::start), but with a store of the caller's, for embedding: e.g. a
+    /// wrapper that records what the relay stores. `config.store` and `config.data_dir` are
+    /// not used, nor `config.quotas` beyond validation (the store enforces its own); the
+    /// store's commit metrics (a [`RedbStore`] observer) are not recorded.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// use sealwire_core::{OneTimePrekey, PublicIdentity, SignedPrekey};
+    /// use sealwire_relay::Result;
+    /// use sealwire_relay::config::Config;
+    /// use sealwire_relay::server::{Certificate, RelayServer};
+    /// use sealwire_relay::store::{
+    ///     Appended, Expired, MemoryStore, NewMessage, Quotas, Store, StoreStats, StoredMessage,
+    ///     TakenBundle,
+    /// };
+    /// use sealwire_transport::frame::MailboxId;
+    ///
+    /// /// A memory store that counts the messages it is given.
+    /// struct Counting {
+    ///     inner: MemoryStore,
+    ///     appended: AtomicU64,
+    /// }
+    ///
+    /// impl Store for Counting {
+    ///     async fn register(&self, mailbox: MailboxId) -> Result<()> {
+    ///         self.inner.register(mailbox).await
+    ///     }
+    ///     async fn append(&self, message: NewMessage) -> Result<Appended> {
+    ///         self.appended.fetch_add(1, Ordering::Relaxed);
+    ///         self.inner.append(message).await
+    ///     }
+    ///     async fn pending(
+    ///         &self,
+    ///         mailbox: MailboxId,
+    ///         after: u64,
+    ///         limit: usize,
+    ///     ) -> Result<Vec<StoredMessage>> {
+    ///         self.inner.pending(mailbox, after, limit).await
+    ///     }
+    ///     async fn ack(&self, mailbox: MailboxId, deliveries: Vec<u64>) -> Result<u64> {
+    ///         self.inner.ack(mailbox, deliveries).await
+    ///     }
+    ///     async fn expire(&self, cutoff: u64) -> Result<Expired> {
+    ///         self.inner.expire(cutoff).await
+    ///     }
+    ///     async fn put_prekeys(
+    ///         &self,
+    ///         mailbox: MailboxId,
+    ///         identity: PublicIdentity,
+    ///         signed_prekey: SignedPrekey,
+    ///         one_time: Vec<OneTimePrekey>,
+    ///     ) -> Result<u32> {
+    ///         self.inner.put_prekeys(mailbox, identity, signed_prekey, one_time).await
+    ///     }
+    ///     async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<TakenBundle>> {
+    ///         self.inner.take_bundle(mailbox).await
+    ///     }
+    ///     async fn prekey_count(&self, mailbox: MailboxId) -> Result<u32> {
+    ///         self.inner.prekey_count(mailbox).await
+    ///     }
+    ///     async fn stats(&self) -> Result<StoreStats> {
+    ///         self.inner.stats().await
+    ///     }
+    ///     async fn flush(&self) -> Result<()> {
+    ///         self.inner.flush().await
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// # runtime.block_on(async {
+    /// let mut config = Config::default();
+    /// config.listen = "127.0.0.1:0".parse()?;
+    /// config.admin.enabled = false;
+    /// let store = Arc::new(Counting {
+    ///     inner: MemoryStore::new(Quotas::default()),
+    ///     appended: AtomicU64::new(0),
+    /// });
+    /// let certificate = Certificate::InsecurePlaintextForTests;
+    /// let relay = RelayServer::start_with_store(config, certificate, store.clone()).await?;
+    /// assert_eq!(store.appended.load(Ordering::Relaxed), 0);
+    /// relay.shutdown().await;
+    /// # Ok(())
+    /// # })
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), except that no store is opened here.
+    pub async fn start_with_store<S: Store>(
+        config: Config,
+        certificate: Certificate,
+        store: Arc<S>,
+    ) -> Result<RelayServer> {
+        let dev = !matches!(certificate, Certificate::Files);
+        config.validate(dev)?;
+        Self::start_with(config, certificate, store, Metrics::new()).await
+    }
+
     async fn start_with<S: Store>(
         config: Config,
         certificate: Certificate,

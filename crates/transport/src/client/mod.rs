@@ -177,11 +177,19 @@ pub(crate) enum Command {
     Close,
 }
 
-/// A relay client. Dropping it stops the connection task.
+/// A relay client. Dropping it (and every [`Requester`] cloned from it) stops the connection
+/// task.
 #[derive(Debug)]
 pub struct Client {
-    commands: mpsc::Sender<Command>,
+    requester: Requester,
     events: mpsc::Receiver<Event>,
+}
+
+/// A cloneable handle that makes requests (send, ack, fetch, upload) through a running
+/// [`Client`], for tasks other than the one reading [`Client::next_event`].
+#[derive(Debug, Clone)]
+pub struct Requester {
+    commands: mpsc::Sender<Command>,
     permits: Arc<Semaphore>,
     mailbox: MailboxId,
     limits: Limits,
@@ -209,16 +217,87 @@ impl Client {
         let request_timeout = config.request_timeout;
         tokio::spawn(driver::run(config, target, identity, command_rx, event_tx));
         Ok(Client {
-            commands,
+            requester: Requester {
+                commands,
+                permits,
+                mailbox,
+                limits,
+                request_timeout,
+            },
             events,
-            permits,
-            mailbox,
-            limits,
-            request_timeout,
         })
     }
 
+    /// A handle for requests from other tasks.
+    pub fn requester(&self) -> Requester {
+        self.requester.clone()
+    }
+
     /// This client's mailbox.
+    pub fn mailbox(&self) -> MailboxId {
+        self.requester.mailbox
+    }
+
+    /// See [`Requester::send`].
+    ///
+    /// # Errors
+    /// As [`Requester::send`].
+    pub async fn send(&self, to: Vec<MailboxId>, payload: Vec<u8>) -> Result<MessageId> {
+        self.requester.send(to, payload).await
+    }
+
+    /// See [`Requester::send_with_id`].
+    ///
+    /// # Errors
+    /// As [`Requester::send`].
+    pub async fn send_with_id(
+        &self,
+        id: MessageId,
+        to: Vec<MailboxId>,
+        payload: Vec<u8>,
+    ) -> Result<()> {
+        self.requester.send_with_id(id, to, payload).await
+    }
+
+    /// See [`Requester::ack`].
+    ///
+    /// # Errors
+    /// As [`Requester::ack`].
+    pub async fn ack(&self, deliveries: Vec<u64>) -> Result<()> {
+        self.requester.ack(deliveries).await
+    }
+
+    /// See [`Requester::fetch_bundle`].
+    ///
+    /// # Errors
+    /// As [`Requester::fetch_bundle`].
+    pub async fn fetch_bundle(&self, mailbox: MailboxId) -> Result<Vec<u8>> {
+        self.requester.fetch_bundle(mailbox).await
+    }
+
+    /// See [`Requester::upload_prekeys`].
+    ///
+    /// # Errors
+    /// As [`Requester::fetch_bundle`].
+    pub async fn upload_prekeys(&self, upload: PrekeyUpload) -> Result<PrekeyStatus> {
+        self.requester.upload_prekeys(upload).await
+    }
+
+    /// The next event; `None` once the client has stopped and every event was read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Closes the connection (1000 `normal`) and stops the task. Sends not yet accepted are
+    /// dropped.
+    pub async fn close(mut self) {
+        let _ = self.requester.commands.send(Command::Close).await;
+        while self.events.recv().await.is_some() {}
+    }
+}
+
+impl Requester {
+    /// The client's mailbox.
     pub fn mailbox(&self) -> MailboxId {
         self.mailbox
     }
@@ -232,6 +311,24 @@ impl Client {
     /// The limits checked here are the client's own [`Limits`]; a relay announcing lower ones
     /// in `ready` refuses larger sends with [`Event::Rejected`].
     pub async fn send(&self, to: Vec<MailboxId>, payload: Vec<u8>) -> Result<MessageId> {
+        let id = MessageId::random();
+        self.send_with_id(id, to, payload).await?;
+        Ok(id)
+    }
+
+    /// As [`Client::send`], with the caller's message id. For an application that keeps its
+    /// own outbox across restarts: sending a message again under the id it had before is how
+    /// the relay recognizes it and stores it once. Use a fresh [`MessageId::random`] for
+    /// every new message; reusing one for different contents loses the second.
+    ///
+    /// # Errors
+    /// As [`Requester::send`].
+    pub async fn send_with_id(
+        &self,
+        id: MessageId,
+        to: Vec<MailboxId>,
+        payload: Vec<u8>,
+    ) -> Result<()> {
         self.check_send(&to, &payload)?;
         let permit = self
             .permits
@@ -239,10 +336,8 @@ impl Client {
             .acquire_owned()
             .await
             .map_err(|_| Error::Shutdown)?;
-        let id = MessageId::random();
         let pending = driver::PendingSend::new(id, to, payload, permit);
-        self.command(Command::Send(pending)).await?;
-        Ok(id)
+        self.command(Command::Send(pending)).await
     }
 
     fn check_send(&self, to: &[MailboxId], payload: &[u8]) -> Result<()> {
@@ -298,23 +393,11 @@ impl Client {
     /// Uploads prekeys for this client's mailbox (the `request` field is set by the client).
     ///
     /// # Errors
-    /// As [`Client::fetch_bundle`].
+    /// As [`Requester::fetch_bundle`].
     pub async fn upload_prekeys(&self, upload: PrekeyUpload) -> Result<PrekeyStatus> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::Upload(upload, reply)).await?;
         self.answer(answer, "upload_prekeys").await
-    }
-
-    /// The next event; `None` once the client has stopped and every event was read.
-    pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
-    }
-
-    /// Closes the connection (1000 `normal`) and stops the task. Sends not yet accepted are
-    /// dropped.
-    pub async fn close(mut self) {
-        let _ = self.commands.send(Command::Close).await;
-        while self.events.recv().await.is_some() {}
     }
 
     async fn command(&self, command: Command) -> Result<()> {

@@ -1,0 +1,103 @@
+//! Groups through a real relay: membership changes reach everyone, and a removed member
+//! receives nothing the group sends afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use sealwire::client::{Conversation, Event};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_stops_receiving() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
+    let port = relay.local_addr().port();
+    let users: Vec<User> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|name| User::create(root.path(), name))
+        .collect();
+    for user in &users {
+        let others: Vec<&User> = users.iter().filter(|u| u.name != user.name).collect();
+        user.add_contacts(&others);
+    }
+    let mut clients: Vec<_> = users.iter().map(|u| u.start(&pki, port)).collect();
+    for client in &mut clients {
+        connected(client).await;
+    }
+    let [alice, bob, carol, dave] = &mut clients[..] else {
+        unreachable!()
+    };
+
+    let group = alice.create_group("team", &["bob", "carol"]).await.unwrap();
+    alice.send_group(group, b"welcome".to_vec()).await.unwrap();
+    for member in [&mut *bob, &mut *carol] {
+        let message = next_message(member).await;
+        assert_eq!(
+            (text(&message).as_str(), message.conversation),
+            ("welcome", Conversation::Group(group))
+        );
+    }
+    carol
+        .send_group(group, b"carol was here".to_vec())
+        .await
+        .unwrap();
+    for member in [&mut *alice, &mut *bob] {
+        assert_eq!(text(&next_message(member).await), "carol was here");
+    }
+
+    // Alice adds Dave and removes Carol in one commit.
+    alice.add_members(group, &["dave"]).await.unwrap();
+    alice.remove_members(group, &["carol"]).await.unwrap();
+    wait_for(carol, |event| match event {
+        Event::RemovedFromGroup { group: g, .. } => (g == group).then_some(()),
+        Event::Message(m) => panic!("carol got {:?} after her removal", text(&m)),
+        _ => None,
+    })
+    .await;
+    assert!(!carol.groups().await.unwrap()[0].is_member);
+
+    alice
+        .send_group(group, b"after carol left".to_vec())
+        .await
+        .unwrap();
+    bob.send_group(group, b"bob too".to_vec()).await.unwrap();
+    assert_eq!(text(&next_message(bob).await), "after carol left");
+    let mut dave_read = vec![
+        text(&next_message(dave).await),
+        text(&next_message(dave).await),
+    ];
+    dave_read.sort();
+    assert_eq!(dave_read, ["after carol left", "bob too"]);
+    assert_eq!(text(&next_message(alice).await), "bob too");
+    alice.flush().await.unwrap();
+    bob.flush().await.unwrap();
+
+    // Carol gets nothing more: the relay never even delivers to her mailbox.
+    let quiet = tokio::time::timeout(Duration::from_millis(800), async {
+        loop {
+            match carol.next_event().await {
+                Some(Event::Message(m)) => return text(&m),
+                Some(Event::Dropped { error, .. }) => return format!("dropped: {error}"),
+                Some(_) => continue,
+                None => return "stopped".to_owned(),
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "carol received {quiet:?} after her removal");
+    // And she can no longer send to the group.
+    assert!(
+        carol
+            .send_group(group, b"still here?".to_vec())
+            .await
+            .is_err()
+    );
+
+    for client in clients {
+        client.close().await;
+    }
+    relay.shutdown().await;
+}

@@ -88,7 +88,8 @@ pub enum Error {
     #[error("the relay's sender does not match the message's authenticated sender")]
     SenderMismatch,
     /// A message for a pairwise session this client does not have (its state was lost, or
-    /// the session was retired long ago). The sender's next message starts a new one.
+    /// the session was retired long ago). Dropped; the sender is not told (see
+    /// `spec/client.md`, limits of the reference client).
     #[error("a message for a session this client does not have")]
     NoSession,
     /// A group message or control message waited too long for what it needs (a sender key,

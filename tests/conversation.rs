@@ -13,17 +13,12 @@ async fn offline_recipient_gets_everything_in_order() {
     let root = tempfile::tempdir().unwrap();
     let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
     let port = relay.local_addr().port();
-    let alice = User::create(root.path(), "alice");
-    let bob = User::create(root.path(), "bob");
-    alice.add_contacts(&[&bob]);
-    bob.add_contacts(&[&alice]);
+    let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
+        unreachable!()
+    };
 
     // Bob connects once (publishes prekeys), then goes offline.
-    let mut bob_client = bob.start(&pki, port);
-    connected(&mut bob_client).await;
-    bob_client.flush().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    bob_client.close().await;
+    publish_prekeys(bob, &pki, port).await;
 
     let mut alice_client = alice.start(&pki, port);
     for i in 0..5 {
@@ -53,11 +48,8 @@ async fn offline_recipient_gets_everything_in_order() {
 
     // A group: Alice creates it with Bob and Carol; Carol has never been online.
     let carol = User::create(root.path(), "carol");
-    carol.add_contacts(&[&alice, &bob]);
-    let mut carol_client = carol.start(&pki, port);
-    connected(&mut carol_client).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    carol_client.close().await;
+    carol.add_contacts(&[alice, bob]);
+    publish_prekeys(&carol, &pki, port).await;
     // Alice's running client must learn about Carol too.
     alice_client
         .add_contact("carol", carol.identity.clone())
@@ -107,5 +99,55 @@ async fn offline_recipient_gets_everything_in_order() {
     alice_client.close().await;
     bob_client.close().await;
     carol_client.close().await;
+    relay.shutdown().await;
+}
+
+/// The relay refuses sends for a full mailbox (`quota_exceeded`, retryable): the client keeps
+/// them and sends them again once the recipient has read and freed room. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_refused_for_a_full_mailbox_are_retried() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut config = relay_config(&root.path().join("relay"));
+    config.quotas.max_messages = 3;
+    let relay = start_relay(&pki, config).await;
+    let port = relay.local_addr().port();
+    let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    publish_prekeys(bob, &pki, port).await;
+
+    let fast = |options: &mut sealwire::client::ClientOptions| {
+        options.housekeeping = std::time::Duration::from_millis(200);
+    };
+    let mut alice_client = alice.start_with(&pki, port, fast);
+    for i in 0..8 {
+        alice_client
+            .send("bob", format!("m{i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    // Some are refused for now; none fails.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, alice_client.next_event()).await {
+        assert!(
+            !matches!(event, Event::SendFailed { .. }),
+            "a send failed: {event:?}"
+        );
+    }
+    let mut bob_client = bob.start(&pki, port);
+    let mut read: Vec<String> = Vec::new();
+    while read.len() < 8 {
+        read.push(text(&next_message(&mut bob_client).await));
+    }
+    read.sort();
+    let expected: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    assert_eq!(read, expected);
+    tokio::time::timeout(WAIT, alice_client.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    alice_client.close().await;
+    bob_client.close().await;
     relay.shutdown().await;
 }

@@ -15,14 +15,7 @@ async fn a_removed_member_stops_receiving() {
     let root = tempfile::tempdir().unwrap();
     let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
     let port = relay.local_addr().port();
-    let users: Vec<User> = ["alice", "bob", "carol", "dave"]
-        .iter()
-        .map(|name| User::create(root.path(), name))
-        .collect();
-    for user in &users {
-        let others: Vec<&User> = users.iter().filter(|u| u.name != user.name).collect();
-        user.add_contacts(&others);
-    }
+    let users = users(root.path(), &["alice", "bob", "carol", "dave"]);
     let mut clients: Vec<_> = users.iter().map(|u| u.start(&pki, port)).collect();
     for client in &mut clients {
         connected(client).await;

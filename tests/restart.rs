@@ -17,10 +17,9 @@ async fn a_restarted_client_carries_on_and_replays_unconfirmed_messages() {
     let root = tempfile::tempdir().unwrap();
     let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
     let port = relay.local_addr().port();
-    let alice = User::create(root.path(), "alice");
-    let bob = User::create(root.path(), "bob");
-    alice.add_contacts(&[&bob]);
-    bob.add_contacts(&[&alice]);
+    let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
+        unreachable!()
+    };
     let mut alice_client = alice.start(&pki, port);
     let mut bob_client = bob.start(&pki, port);
     connected(&mut bob_client).await;
@@ -89,17 +88,10 @@ async fn killed_at_random_moments_loses_nothing_and_repeats_nothing() {
     let root = tempfile::tempdir().unwrap();
     let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
     let port = relay.local_addr().port();
-    let alice = User::create(root.path(), "alice");
-    let bob = User::create(root.path(), "bob");
-    alice.add_contacts(&[&bob]);
-    bob.add_contacts(&[&alice]);
-    {
-        // Bob publishes prekeys once.
-        let mut bob_client = bob.start(&pki, port);
-        connected(&mut bob_client).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        bob_client.close().await;
-    }
+    let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    publish_prekeys(bob, &pki, port).await;
     let alice_client = alice.start(&pki, port);
     let sender = tokio::spawn(async move {
         for i in 0..MESSAGES {
@@ -122,7 +114,7 @@ async fn killed_at_random_moments_loses_nothing_and_repeats_nothing() {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1);
         let lifetime = Duration::from_millis(50 + (rng_state >> 33) % 400);
-        let received = run_and_kill(&bob, &pki, port, lifetime).await;
+        let received = run_and_kill(bob, &pki, port, lifetime).await;
         for (seq, body) in received {
             if let Some(previous) = by_seq.insert(seq, body.clone()) {
                 assert_eq!(

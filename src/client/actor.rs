@@ -39,7 +39,12 @@ pub(super) enum Feedback {
     Bundle(MailboxId, sealwire_transport::Result<Vec<u8>>),
     SendFailed(MessageId, sealwire_transport::Error),
     Uploaded(sealwire_transport::Result<PrekeyStatus>),
+    /// Time to try a failed bundle fetch again.
+    Refetch(MailboxId),
 }
+
+/// How long after a failed bundle fetch (timeout, connection lost) it is tried again.
+const REFETCH_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) struct Actor {
     pub(super) state: State,
@@ -65,7 +70,16 @@ pub(super) struct Actor {
     pub(super) max_recipients: usize,
     /// Groups whose state changed: retry what waits for them.
     pub(super) woken: HashSet<sealwire_core::GroupId>,
+    /// Sends the relay refused for now (retryable codes), with when that first happened.
+    retrying: HashMap<MessageId, u64>,
+    /// Prekey uploads sent and not yet answered.
+    uploads_in_flight: usize,
+    /// An upload failed: upload the signed prekey again on the next connection.
+    reupload: bool,
 }
+
+/// How long a send the relay refuses for now (quota, rate, space) is retried before it fails.
+const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// Starts the transport client, the submitter and the loop.
 pub(super) fn spawn(
@@ -107,6 +121,9 @@ pub(super) fn spawn(
         pending_out: Vec::new(),
         max_recipients,
         woken: HashSet::new(),
+        retrying: HashMap::new(),
+        uploads_in_flight: 0,
+        reupload: false,
     };
     tokio::spawn(actor.run());
     Ok(())
@@ -157,7 +174,20 @@ impl Actor {
         for waiter in self.flush_waiters.drain(..) {
             let _ = waiter.send(Err(Error::Stopped));
         }
-        let _ = self.events.send(Event::Stopped(reason)).await;
+        let Actor {
+            transport,
+            events,
+            store,
+            ..
+        } = self;
+        // Release the store before reporting the stop: whoever waits for the stop may open
+        // it again at once.
+        drop(store);
+        // Close the connection now (1000), rather than when the last request handle held by a
+        // helper task goes away: a lingering connection would keep receiving (and never
+        // acknowledging) this mailbox's deliveries.
+        let _ = tokio::time::timeout(Duration::from_secs(5), transport.close()).await;
+        let _ = events.send(Event::Stopped(reason)).await;
     }
 
     /// Runs until something stops the client; returns why.
@@ -165,7 +195,8 @@ impl Actor {
         if let Err(error) = self.start_up().await {
             return error;
         }
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut tick =
+            tokio::time::interval(self.options.housekeeping.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let step = tokio::select! {
@@ -264,7 +295,7 @@ impl Actor {
                 return Err(Error::Stopped);
             }
         }
-        if self.state.outbox.is_empty() && self.state.queued.is_empty() {
+        if self.is_flushed() {
             for waiter in self.flush_waiters.drain(..) {
                 let _ = waiter.send(Ok(()));
             }
@@ -283,6 +314,12 @@ impl Actor {
             let result = requester.fetch_bundle(mailbox).await;
             let _ = feedback.send(Feedback::Bundle(mailbox, result));
         });
+    }
+
+    /// Nothing waits for the relay: no send unaccepted, none waiting for a session, no
+    /// prekey upload unanswered.
+    fn is_flushed(&self) -> bool {
+        self.state.outbox.is_empty() && self.state.queued.is_empty() && self.uploads_in_flight == 0
     }
 
     async fn command(&mut self, command: Command) -> Result<()> {
@@ -351,7 +388,7 @@ impl Actor {
                 let _ = reply.send(Ok(()));
             }
             Command::Flush(reply) => {
-                if self.state.outbox.is_empty() && self.state.queued.is_empty() {
+                if self.is_flushed() {
                     let _ = reply.send(Ok(()));
                 } else {
                     self.flush_waiters.push(reply);
@@ -368,16 +405,34 @@ impl Actor {
                 self.emit(Event::Connected);
                 self.maintain_prekeys(ready.one_time_prekeys)?;
                 self.retry_fetches();
+                // (The transport sends again whatever was not accepted; refused sends are ours.)
+                self.resubmit_refused();
             }
             TransportEvent::Delivered(delivery) => self.receive(delivery)?,
             TransportEvent::Accepted(id) => {
-                if let Some(seq) = self.outbox_index.remove(&id) {
-                    self.state.outbox.remove(&seq);
+                self.retrying.remove(&id);
+                if let Some(seq) = self.outbox_index.remove(&id)
+                    && let Some(record) = self.state.outbox.remove(&seq)
+                {
                     self.state.mark(Dirty::Outbox(seq));
-                    self.emit(Event::Sent(id));
+                    if record.report {
+                        self.emit(Event::Sent(id));
+                    }
+                }
+            }
+            TransportEvent::Rejected { id, code } if code.is_retryable() => {
+                // Quota, rate or a relay short of space: the send stays in the outbox and goes
+                // again with the same id from housekeeping, for up to RETRY_FOR.
+                let since = *self.retrying.entry(id).or_insert_with(unix_now);
+                if unix_now().saturating_sub(since) > RETRY_FOR.as_secs() {
+                    self.retrying.remove(&id);
+                    self.fail_send(id, Error::Refused(code));
+                } else {
+                    tracing::debug!(%code, "the relay refused a send for now; retrying later");
                 }
             }
             TransportEvent::Rejected { id, code } => {
+                self.retrying.remove(&id);
                 self.fail_send(id, Error::Refused(code));
             }
             TransportEvent::PrekeysLow(status) => {
@@ -393,10 +448,36 @@ impl Actor {
 
     /// Forgets a send the relay will never accept.
     fn fail_send(&mut self, id: MessageId, error: Error) {
-        if let Some(seq) = self.outbox_index.remove(&id) {
-            self.state.outbox.remove(&seq);
+        if let Some(seq) = self.outbox_index.remove(&id)
+            && let Some(record) = self.state.outbox.remove(&seq)
+        {
             self.state.mark(Dirty::Outbox(seq));
-            self.emit(Event::SendFailed { id, error });
+            if record.report {
+                self.emit(Event::SendFailed { id, error });
+            } else {
+                tracing::warn!(%error, "a group control message or fan-out was refused");
+            }
+        }
+    }
+
+    /// Sends again what the relay refused for now.
+    fn resubmit_refused(&mut self) {
+        let ids: Vec<MessageId> = self.retrying.keys().copied().collect();
+        for id in ids {
+            let Some(record) = self
+                .outbox_index
+                .get(&id)
+                .and_then(|seq| self.state.outbox.get(seq))
+            else {
+                self.retrying.remove(&id);
+                continue;
+            };
+            let request = Outgoing::Send {
+                id,
+                to: record.to.iter().map(|m| MailboxId(*m)).collect(),
+                payload: record.payload.clone(),
+            };
+            self.submit(request);
         }
     }
 
@@ -404,11 +485,26 @@ impl Actor {
         match feedback {
             Feedback::Bundle(mailbox, result) => {
                 self.fetching.remove(&mailbox);
-                self.bundle_fetched(mailbox, result);
+                if self.bundle_fetched(mailbox, result) {
+                    let feedback = self.feedback_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REFETCH_AFTER).await;
+                        let _ = feedback.send(Feedback::Refetch(mailbox));
+                    });
+                }
+            }
+            Feedback::Refetch(mailbox) => {
+                if self.state.queued.values().any(|q| q.mailbox == mailbox.0) {
+                    self.fetch_bundle(mailbox);
+                }
             }
             Feedback::SendFailed(id, error) => self.fail_send(id, Error::Transport(error)),
-            Feedback::Uploaded(Ok(_)) => {}
+            Feedback::Uploaded(Ok(_)) => {
+                self.uploads_in_flight = self.uploads_in_flight.saturating_sub(1);
+            }
             Feedback::Uploaded(Err(error)) => {
+                self.uploads_in_flight = self.uploads_in_flight.saturating_sub(1);
+                self.reupload = true;
                 tracing::warn!(%error, "uploading prekeys failed; retrying on the next connection");
             }
         }
@@ -452,8 +548,10 @@ impl Actor {
             }
         }
         // The first connection publishes the signed prekey even with no one-time prekeys.
-        if changed || on_relay == 0 {
+        if changed || on_relay == 0 || self.reupload {
+            self.reupload = false;
             self.state.mark(Dirty::Account);
+            self.uploads_in_flight += 1;
             self.submit(Outgoing::Upload(PrekeyUpload {
                 request: 0,
                 signed_prekey: self.state.account.signed_prekey().clone(),
@@ -481,6 +579,11 @@ impl Actor {
         }
         self.expire_parked(now_secs);
         self.retry_fetches();
+        self.resubmit_refused();
+        if self.state.account.signed_prekey_due(now()) {
+            // A long-lived connection rotates too (not only at connect time).
+            self.maintain_prekeys(u32::MAX)?;
+        }
         self.settle().await
     }
 }

@@ -105,8 +105,12 @@ impl Actor {
             };
             if MailboxId::of(&accepted.peer) != from {
                 // Someone replays another sender's first message: undo the setup.
-                if let Ok(account) = Account::from_bytes(snapshot.expose_secret()) {
-                    self.state.account = account;
+                match Account::from_bytes(snapshot.expose_secret()) {
+                    Ok(account) => self.state.account = account,
+                    Err(error) => {
+                        tracing::error!(%error, "restoring the account failed");
+                        self.state.mark(Dirty::Account);
+                    }
                 }
                 return Step::Drop(Error::SenderMismatch);
             }
@@ -189,13 +193,23 @@ impl Actor {
         let group_id = message.group_id();
         let now = now();
         if message.kind() == ControlKind::Welcome {
-            if self.state.groups.contains_key(&group_id) {
+            // A welcome for a group this client is in is a duplicate; one for a group it was
+            // removed from adds it back.
+            if self
+                .state
+                .groups
+                .get(&group_id)
+                .is_some_and(|entry| entry.group.is_member())
+            {
                 return Step::Done;
             }
             let own = self.state.own_identity().clone();
             return match Group::join(&own, sender, control, self.options.group.clone(), now) {
                 Ok(group) => {
-                    let label = group_id.to_string().chars().take(8).collect();
+                    let label = self.state.groups.get(&group_id).map_or_else(
+                        || group_id.to_string().chars().take(8).collect(),
+                        |old| old.label.clone(),
+                    );
                     self.state
                         .groups
                         .insert(group_id, GroupEntry { group, label });
@@ -242,7 +256,10 @@ impl Actor {
                 }
                 Step::Done
             }
-            Err(sealwire_core::Error::EpochAhead { .. }) => Step::Park(group_id),
+            Err(
+                sealwire_core::Error::EpochAhead { .. }
+                | sealwire_core::Error::UnknownParent { .. },
+            ) => Step::Park(group_id),
             Err(error) => error.into(),
         }
     }
@@ -261,18 +278,29 @@ impl Actor {
                 "this client was removed from the group",
             )));
         }
+        // Opening uses up the message key: keep the state to put back if the envelope
+        // turns out to come from another account than its signer (a re-sent copy).
+        let snapshot = entry.group.to_bytes();
         let opened = match entry.group.open(payload, now()) {
             Ok(opened) => opened,
             Err(
                 sealwire_core::Error::MissingSenderKey { .. }
-                | sealwire_core::Error::EpochAhead { .. },
+                | sealwire_core::Error::EpochAhead { .. }
+                | sealwire_core::Error::OtherBranch { .. },
             ) => return Step::Park(group_id),
             Err(error) => return error.into(),
         };
-        self.state.mark(Dirty::Group(group_id));
         if MailboxId::of(&opened.sender) != from {
+            match Group::from_bytes(snapshot.expose_secret()) {
+                Ok(group) => entry.group = group,
+                Err(error) => {
+                    tracing::error!(%error, "restoring a group state failed");
+                    self.state.mark(Dirty::Group(group_id));
+                }
+            }
             return Step::Drop(Error::SenderMismatch);
         }
+        self.state.mark(Dirty::Group(group_id));
         match Content::decode(&opened.plaintext).as_ref() {
             Ok(Content::Message { sent_at, body }) => {
                 let (sent_at, body) = (*sent_at, body.clone());

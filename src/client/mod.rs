@@ -92,11 +92,15 @@ pub struct ClientOptions {
     pub max_parked: usize,
     /// How long one is kept aside before it is given up as undecryptable.
     pub park_for: Duration,
+    /// How often the client tidies up and retries: bundle fetches that failed, sends the
+    /// relay refused for now (quota, rate, space), signed-prekey rotation, expiry.
+    pub housekeeping: Duration,
 }
 
 impl ClientOptions {
     /// Defaults around a relay connection: 100 one-time prekeys refilled below 25; ids
-    /// remembered 45 days; at most 1,000 messages kept aside, for 7 days.
+    /// remembered 45 days; at most 1,000 messages kept aside, for 7 days; housekeeping every
+    /// 30 seconds.
     pub fn new(transport: ClientConfig) -> ClientOptions {
         ClientOptions {
             transport,
@@ -107,6 +111,7 @@ impl ClientOptions {
             remember_seen: Duration::from_secs(45 * 86_400),
             max_parked: 1_000,
             park_for: Duration::from_secs(7 * 86_400),
+            housekeeping: Duration::from_secs(30),
         }
     }
 }
@@ -444,7 +449,11 @@ impl Client {
         self.call(|reply| Command::Confirm { seq, reply }).await
     }
 
-    /// Waits until every message sent so far is accepted by the relay (or failed).
+    /// Waits until every message sent so far is accepted by the relay (or failed), and every
+    /// prekey upload is answered. Read events meanwhile from another task if many may come:
+    /// the client waits for the application once 1,024 events are unread. A send the relay
+    /// refuses for now (a full mailbox, rate limits) keeps this waiting until it is accepted or
+    /// given up (after 24 hours): bound the wait with a timeout.
     ///
     /// # Errors
     /// [`Error::Stopped`].

@@ -17,6 +17,21 @@ use crate::error::{Error, Result};
 /// Sessions kept per peer: the one in use and a few older ones, for messages in flight.
 const SESSIONS_PER_PEER: usize = 4;
 
+/// A copy of a bundle failure, for each message that waited on it.
+fn same_error(error: &Error) -> Error {
+    match error {
+        Error::NoBundle(contact) => Error::NoBundle(contact.clone()),
+        Error::BadBundle { contact, reason } => Error::BadBundle {
+            contact: contact.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::InvalidInput {
+            what: "session",
+            reason: other.to_string(),
+        },
+    }
+}
+
 fn check_body(body: &[u8]) -> Result<()> {
     if body.len() > MAX_BODY_LEN {
         return Err(Error::InvalidInput {
@@ -36,7 +51,7 @@ impl Actor {
             sent_at: unix_now(),
             body,
         };
-        self.send_pairwise(&identity, &content)
+        self.send_pairwise(&identity, &content, true)
     }
 
     /// Seals `content` for `peer` on the session in use, or queues it until there is one
@@ -45,6 +60,7 @@ impl Actor {
         &mut self,
         peer: &PublicIdentity,
         content: &Content,
+        report: bool,
     ) -> Result<MessageId> {
         let mailbox = MailboxId::of(peer);
         let id = MessageId::random();
@@ -61,7 +77,7 @@ impl Actor {
         {
             let envelope = entry.session.seal(&encoded, &mut self.rng, now())?;
             self.state.mark(Dirty::Session(session_id));
-            self.push_outbox(id, vec![mailbox], envelope);
+            self.push_outbox(id, vec![mailbox], envelope, report);
             return Ok(id);
         }
         let seq = self.state.next_seq();
@@ -69,6 +85,7 @@ impl Actor {
             seq,
             QueuedRecord {
                 id: id.0,
+                report,
                 mailbox: mailbox.0,
                 peer: peer_bytes.to_vec(),
                 content: encoded.to_vec(),
@@ -80,12 +97,19 @@ impl Actor {
     }
 
     /// Stores a sealed envelope in the outbox and queues it for the relay.
-    pub(super) fn push_outbox(&mut self, id: MessageId, to: Vec<MailboxId>, payload: Vec<u8>) {
+    pub(super) fn push_outbox(
+        &mut self,
+        id: MessageId,
+        to: Vec<MailboxId>,
+        payload: Vec<u8>,
+        report: bool,
+    ) {
         let seq = self.state.next_seq();
         self.state.outbox.insert(
             seq,
             OutboxRecord {
                 id: id.0,
+                report,
                 to: to.iter().map(|m| m.0).collect(),
                 payload: payload.clone(),
             },
@@ -96,12 +120,13 @@ impl Actor {
     }
 
     /// A bundle fetch finished: start the session and seal what waited for it, or fail what
-    /// waited if the peer has no bundle. Other errors leave the queue for a later retry.
+    /// waited if the peer has no bundle. Other errors leave the queue: returns `true` then,
+    /// to try again shortly.
     pub(super) fn bundle_fetched(
         &mut self,
         mailbox: MailboxId,
         result: sealwire_transport::Result<Vec<u8>>,
-    ) {
+    ) -> bool {
         let waiting: Vec<u64> = self
             .state
             .queued
@@ -110,7 +135,7 @@ impl Actor {
             .map(|(&seq, _)| seq)
             .collect();
         if waiting.is_empty() {
-            return;
+            return false;
         }
         let session = match self.state.active.get(&mailbox) {
             Some(&id) if self.state.sessions.contains_key(&id) => Ok(id),
@@ -120,8 +145,8 @@ impl Actor {
                     code: ErrorCode::NoBundle,
                 }) => Err(Error::NoBundle(self.describe(mailbox))),
                 Err(error) => {
-                    tracing::debug!(%error, "fetching a bundle failed; retrying later");
-                    return;
+                    tracing::debug!(%error, "fetching a bundle failed; retrying");
+                    return true;
                 }
             },
         };
@@ -134,19 +159,13 @@ impl Actor {
                 }
             }
             Err(error) => {
-                let reason = error.to_string();
+                tracing::warn!(%error, "messages waiting for a session failed");
                 for seq in waiting {
-                    self.fail_queued(
-                        seq,
-                        Error::InvalidInput {
-                            what: "recipient",
-                            reason: reason.clone(),
-                        },
-                    );
+                    self.fail_queued(seq, same_error(&error));
                 }
-                tracing::warn!(%reason, "messages to a peer failed");
             }
         }
+        false
     }
 
     fn seal_queued(
@@ -166,17 +185,21 @@ impl Actor {
             .ok_or(Error::Stopped)?;
         let envelope = entry.session.seal(&queued.content, &mut self.rng, now())?;
         self.state.mark(Dirty::Session(session_id));
-        self.push_outbox(MessageId(queued.id), vec![mailbox], envelope);
+        self.push_outbox(MessageId(queued.id), vec![mailbox], envelope, queued.report);
         Ok(())
     }
 
     fn fail_queued(&mut self, seq: u64, error: Error) {
         if let Some(queued) = self.state.queued.remove(&seq) {
             self.state.mark(Dirty::Queued(seq));
-            self.emit(super::Event::SendFailed {
-                id: MessageId(queued.id),
-                error,
-            });
+            if queued.report {
+                self.emit(super::Event::SendFailed {
+                    id: MessageId(queued.id),
+                    error,
+                });
+            } else {
+                tracing::warn!(%error, "a group control message could not be sent");
+            }
         }
     }
 
@@ -319,14 +342,14 @@ impl Actor {
             control: output.commit.clone(),
         };
         for member in &output.commit_recipients {
-            self.send_pairwise(member, &commit)?;
+            self.send_pairwise(member, &commit, false)?;
         }
         if let Some(welcome) = &output.welcome {
             let welcome = Content::GroupControl {
                 control: welcome.clone(),
             };
             for member in &output.welcome_recipients {
-                self.send_pairwise(member, &welcome)?;
+                self.send_pairwise(member, &welcome, false)?;
             }
         }
         Ok(())
@@ -362,13 +385,13 @@ impl Actor {
                 control: sender_key.message.expose_secret().to_vec(),
             };
             for member in &sender_key.recipients {
-                self.send_pairwise(member, &control)?;
+                self.send_pairwise(member, &control, false)?;
             }
         }
         let id = MessageId::random();
         for (i, chunk) in recipients.chunks(self.max_recipients.max(1)).enumerate() {
             let chunk_id = if i == 0 { id } else { MessageId::random() };
-            self.push_outbox(chunk_id, chunk.to_vec(), sealed.envelope.clone());
+            self.push_outbox(chunk_id, chunk.to_vec(), sealed.envelope.clone(), i == 0);
         }
         Ok(id)
     }

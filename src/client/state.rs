@@ -85,6 +85,9 @@ pub(crate) struct InboxRecord {
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct OutboxRecord {
     pub(crate) id: [u8; 16],
+    /// Whether the application sees this send's outcome ([`Event::Sent`](super::Event::Sent)):
+    /// false for control messages and extra fan-out chunks.
+    pub(crate) report: bool,
     pub(crate) to: Vec<[u8; 32]>,
     pub(crate) payload: Vec<u8>,
 }
@@ -93,6 +96,8 @@ pub(crate) struct OutboxRecord {
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct QueuedRecord {
     pub(crate) id: [u8; 16],
+    /// As [`OutboxRecord::report`].
+    pub(crate) report: bool,
     /// The peer's mailbox (derived from `peer`, kept for matching without decoding it).
     pub(crate) mailbox: [u8; 32],
     pub(crate) peer: Vec<u8>,

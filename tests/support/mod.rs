@@ -2,6 +2,8 @@
 //! directory, a dev CA made for the test) and clients with their own encrypted stores.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -122,6 +124,27 @@ impl User {
         adjust(&mut options);
         Client::start(self.profile(), options).unwrap()
     }
+}
+
+/// Creates users `names` under `root`, each a contact of every other.
+pub fn users(root: &Path, names: &[&str]) -> Vec<User> {
+    let users: Vec<User> = names.iter().map(|name| User::create(root, name)).collect();
+    for user in &users {
+        let others: Vec<&User> = users.iter().filter(|u| u.name != user.name).collect();
+        user.add_contacts(&others);
+    }
+    users
+}
+
+/// Connects `user` once, so that the relay has their prekeys, and disconnects.
+pub async fn publish_prekeys(user: &User, pki: &Pki, port: u16) {
+    let mut client = user.start(pki, port);
+    connected(&mut client).await;
+    tokio::time::timeout(WAIT, client.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    client.close().await;
 }
 
 /// Waits for the next event matching `pick`, failing after [`WAIT`].

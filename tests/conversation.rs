@@ -151,3 +151,52 @@ async fn sends_refused_for_a_full_mailbox_are_retried() {
     bob_client.close().await;
     relay.shutdown().await;
 }
+
+/// Alice and Bob write to each other at the same moment, before either has a session: each
+/// starts one, so there are two. Both sides settle on one, and every message of a long
+/// exchange arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_first_messages_settle_on_one_session() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
+    let port = relay.local_addr().port();
+    let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    publish_prekeys(alice, &pki, port).await;
+    publish_prekeys(bob, &pki, port).await;
+    let mut alice_client = alice.start(&pki, port);
+    let mut bob_client = bob.start(&pki, port);
+    connected(&mut alice_client).await;
+    connected(&mut bob_client).await;
+    // Both first messages are sealed before either side has received anything.
+    let (a, b) = tokio::join!(
+        alice_client.send("bob", b"hi bob".to_vec()),
+        bob_client.send("alice", b"hi alice".to_vec())
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(text(&next_message(&mut bob_client).await), "hi bob");
+    assert_eq!(text(&next_message(&mut alice_client).await), "hi alice");
+    for round in 0..6 {
+        let to_bob = format!("a{round}");
+        let to_alice = format!("b{round}");
+        let (a, b) = tokio::join!(
+            alice_client.send("bob", to_bob.clone().into_bytes()),
+            bob_client.send("alice", to_alice.clone().into_bytes())
+        );
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(text(&next_message(&mut bob_client).await), to_bob);
+        assert_eq!(text(&next_message(&mut alice_client).await), to_alice);
+    }
+    alice_client.close().await;
+    bob_client.close().await;
+    // Both sides send on the same session.
+    let by_alice = alice.profile().session_in_use("bob").unwrap();
+    let by_bob = bob.profile().session_in_use("alice").unwrap();
+    assert!(by_alice.is_some());
+    assert_eq!(by_alice, by_bob);
+    relay.shutdown().await;
+}

@@ -94,3 +94,64 @@ async fn a_removed_member_stops_receiving() {
     }
     relay.shutdown().await;
 }
+
+/// A member removed and then added back joins again and reads what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_added_back_rejoins() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
+    let port = relay.local_addr().port();
+    let users = users(root.path(), &["alice", "bob", "carol"]);
+    let mut clients: Vec<_> = users.iter().map(|u| u.start(&pki, port)).collect();
+    for client in &mut clients {
+        connected(client).await;
+    }
+    let [alice, bob, carol] = &mut clients[..] else {
+        unreachable!()
+    };
+    let group = alice.create_group("team", &["bob", "carol"]).await.unwrap();
+    alice.send_group(group, b"first".to_vec()).await.unwrap();
+    assert_eq!(text(&next_message(carol).await), "first");
+    assert_eq!(text(&next_message(bob).await), "first");
+
+    alice.remove_members(group, &["carol"]).await.unwrap();
+    wait_for(carol, |event| {
+        matches!(event, Event::RemovedFromGroup { .. }).then_some(())
+    })
+    .await;
+    alice
+        .send_group(group, b"without carol".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(text(&next_message(bob).await), "without carol");
+
+    alice.add_members(group, &["carol"]).await.unwrap();
+    wait_for(carol, |event| match event {
+        Event::GroupJoined { group: g, .. } => (g == group).then_some(()),
+        Event::Message(m) => panic!("carol got {:?} before rejoining", text(&m)),
+        _ => None,
+    })
+    .await;
+    assert!(carol.groups().await.unwrap()[0].is_member);
+    alice
+        .send_group(group, b"welcome back".to_vec())
+        .await
+        .unwrap();
+    let message = next_message(carol).await;
+    assert_eq!(
+        (text(&message).as_str(), message.conversation),
+        ("welcome back", Conversation::Group(group))
+    );
+    carol
+        .send_group(group, b"glad to be back".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(text(&next_message(bob).await), "welcome back");
+    assert_eq!(text(&next_message(bob).await), "glad to be back");
+    assert_eq!(text(&next_message(alice).await), "glad to be back");
+    for client in clients {
+        client.close().await;
+    }
+    relay.shutdown().await;
+}

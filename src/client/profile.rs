@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sealwire_core::{Account, GroupId, IdentityKeyPair, MemberRole, PublicIdentity};
+use sealwire_core::{Account, GroupId, IdentityKeyPair, MemberRole, PublicIdentity, SessionId};
 use sealwire_transport::frame::MailboxId;
 
 use super::contacts::Contact;
@@ -148,6 +148,22 @@ impl Profile {
         let contact = self.state.set_verified(name, verified)?;
         self.save()?;
         Ok(contact)
+    }
+
+    /// The pairwise session this profile sends on to the contact `name`, if there is one.
+    /// Both sides of a conversation name the same session (after both started one at the
+    /// same time they settle on the lower id, `spec/client.md` §7).
+    ///
+    /// # Errors
+    /// [`Error::UnknownContact`].
+    pub fn session_in_use(&self, name: &str) -> Result<Option<SessionId>> {
+        let identity = self.state.contact_identity(name)?;
+        Ok(self
+            .state
+            .active
+            .get(&MailboxId::of(&identity))
+            .copied()
+            .filter(|id| self.state.sessions.contains_key(id)))
     }
 
     /// The groups this profile is in (or was removed from).

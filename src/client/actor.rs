@@ -76,7 +76,12 @@ pub(super) struct Actor {
     uploads_in_flight: usize,
     /// An upload failed: upload the signed prekey again on the next connection.
     reupload: bool,
+    /// When the account was last pruned (Unix seconds).
+    pruned_at: u64,
 }
+
+/// How often housekeeping prunes the account.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How long a send the relay refuses for now (quota, rate, space) is retried before it fails.
 const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
@@ -124,6 +129,7 @@ pub(super) fn spawn(
         retrying: HashMap::new(),
         uploads_in_flight: 0,
         reupload: false,
+        pruned_at: 0,
     };
     tokio::spawn(actor.run());
     Ok(())
@@ -411,13 +417,8 @@ impl Actor {
             TransportEvent::Delivered(delivery) => self.receive(delivery)?,
             TransportEvent::Accepted(id) => {
                 self.retrying.remove(&id);
-                if let Some(seq) = self.outbox_index.remove(&id)
-                    && let Some(record) = self.state.outbox.remove(&seq)
-                {
-                    self.state.mark(Dirty::Outbox(seq));
-                    if record.report {
-                        self.emit(Event::Sent(id));
-                    }
+                if self.take_outbox(id).is_some_and(|record| record.report) {
+                    self.emit(Event::Sent(id));
                 }
             }
             TransportEvent::Rejected { id, code } if code.is_retryable() => {
@@ -448,16 +449,19 @@ impl Actor {
 
     /// Forgets a send the relay will never accept.
     fn fail_send(&mut self, id: MessageId, error: Error) {
-        if let Some(seq) = self.outbox_index.remove(&id)
-            && let Some(record) = self.state.outbox.remove(&seq)
-        {
-            self.state.mark(Dirty::Outbox(seq));
-            if record.report {
-                self.emit(Event::SendFailed { id, error });
-            } else {
-                tracing::warn!(%error, "a group control message or fan-out was refused");
-            }
+        match self.take_outbox(id) {
+            Some(record) if record.report => self.emit(Event::SendFailed { id, error }),
+            Some(_) => tracing::warn!(%error, "a group control message or fan-out was refused"),
+            None => {}
         }
+    }
+
+    /// Removes the outbox entry of send `id` (accepted or given up).
+    fn take_outbox(&mut self, id: MessageId) -> Option<super::state::OutboxRecord> {
+        let seq = self.outbox_index.remove(&id)?;
+        let record = self.state.outbox.remove(&seq)?;
+        self.state.mark(Dirty::Outbox(seq));
+        Some(record)
     }
 
     /// Sends again what the relay refused for now.
@@ -563,8 +567,13 @@ impl Actor {
 
     async fn housekeeping(&mut self) -> Result<()> {
         let now_secs = unix_now();
-        self.state.account.prune(now());
-        self.state.mark(Dirty::Account);
+        // Pruning retires old prekey secrets; writing the account for it once an hour is
+        // enough (any other change to the account writes it sooner).
+        if now_secs.saturating_sub(self.pruned_at) >= PRUNE_EVERY.as_secs() {
+            self.pruned_at = now_secs;
+            self.state.account.prune(now());
+            self.state.mark(Dirty::Account);
+        }
         let keep = self.options.remember_seen.as_secs();
         let old: Vec<_> = self
             .state

@@ -123,23 +123,27 @@ impl Actor {
         let plaintext = zeroize::Zeroizing::new(plaintext);
         self.state.mark(Dirty::Session(session_id));
         self.prefer_session(from, session_id);
-        match Content::decode(&plaintext).as_ref() {
-            Ok(Content::Message { sent_at, body }) => {
-                let (sent_at, body) = (*sent_at, body.clone());
-                self.store_incoming(&peer, None, body, sent_at);
+        let mut content = match Content::decode(&plaintext) {
+            Ok(content) => content,
+            Err(error) => return Step::Drop(Error::Content(error)),
+        };
+        match &mut content {
+            Content::Message { sent_at, body } => {
+                let body = core::mem::take(body);
+                self.store_incoming(&peer, None, body, *sent_at);
                 Step::Done
             }
-            Ok(Content::GroupControl { control }) => {
-                let control = control.clone();
+            Content::GroupControl { control } => {
+                // A sender key holds a chain key: wiped when dropped, unless kept aside.
+                let mut control = zeroize::Zeroizing::new(core::mem::take(control));
                 match self.process_control(&peer, &control) {
                     Step::Park(group) => {
-                        self.park(group, from, Some(&peer), control);
+                        self.park(group, from, Some(&peer), core::mem::take(&mut *control));
                         Step::Done
                     }
                     step => step,
                 }
             }
-            Err(error) => Step::Drop(Error::Content(*error)),
         }
     }
 
@@ -301,16 +305,19 @@ impl Actor {
             return Step::Drop(Error::SenderMismatch);
         }
         self.state.mark(Dirty::Group(group_id));
-        match Content::decode(&opened.plaintext).as_ref() {
-            Ok(Content::Message { sent_at, body }) => {
-                let (sent_at, body) = (*sent_at, body.clone());
-                self.store_incoming(&opened.sender, Some(group_id), body, sent_at);
+        let mut content = match Content::decode(&opened.plaintext) {
+            Ok(content) => content,
+            Err(error) => return Step::Drop(Error::Content(error)),
+        };
+        match &mut content {
+            Content::Message { sent_at, body } => {
+                let body = core::mem::take(body);
+                self.store_incoming(&opened.sender, Some(group_id), body, *sent_at);
                 Step::Done
             }
-            Ok(Content::GroupControl { .. }) => {
+            Content::GroupControl { .. } => {
                 Step::Drop(Error::Content(super::content::ContentError::Malformed))
             }
-            Err(error) => Step::Drop(Error::Content(*error)),
         }
     }
 

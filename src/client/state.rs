@@ -127,6 +127,13 @@ impl Drop for InboxRecord {
     }
 }
 
+impl Drop for ParkedRecord {
+    fn drop(&mut self) {
+        // A kept-aside control message may be a sender key (a chain key).
+        zeroize::Zeroize::zeroize(&mut self.payload);
+    }
+}
+
 impl Drop for QueuedRecord {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.content);

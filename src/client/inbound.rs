@@ -321,8 +321,8 @@ impl Actor {
         }
     }
 
-    /// Keeps a payload aside until its group can process it. Over the limit, the oldest
-    /// kept is given up.
+    /// Keeps a payload aside until its group can process it. Over the sender's limit, the
+    /// sender's oldest item is given up; over the total limit, the oldest of all.
     fn park(
         &mut self,
         group: GroupId,
@@ -330,6 +330,17 @@ impl Actor {
         sender: Option<&PublicIdentity>,
         payload: Vec<u8>,
     ) {
+        let senders: Vec<u64> = self
+            .state
+            .parked
+            .iter()
+            .filter(|(_, record)| record.from == from.0)
+            .map(|(&seq, _)| seq)
+            .collect();
+        let excess = (senders.len() + 1).saturating_sub(self.options.max_parked_per_sender.max(1));
+        for &seq in senders.iter().take(excess) {
+            self.give_up_parked(seq);
+        }
         while self.state.parked.len() >= self.options.max_parked.max(1) {
             let Some((&oldest, _)) = self.state.parked.iter().next() else {
                 break;

@@ -90,6 +90,9 @@ pub struct ClientOptions {
     pub remember_seen: Duration,
     /// Most group messages and control messages kept aside waiting for what they need.
     pub max_parked: usize,
+    /// Most items kept aside from one sender mailbox: when one sender reaches it, its own
+    /// oldest item is given up, so that one account cannot push out everybody else's.
+    pub max_parked_per_sender: usize,
     /// How long one is kept aside before it is given up as undecryptable.
     pub park_for: Duration,
     /// How often the client tidies up and retries: bundle fetches that failed, sends the
@@ -99,7 +102,7 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Defaults around a relay connection: 100 one-time prekeys refilled below 25; ids
-    /// remembered 45 days; at most 1,000 messages kept aside, for 7 days; housekeeping every
+    /// remembered 45 days; at most 1,000 messages kept aside (100 per sender), for 7 days; housekeeping every
     /// 30 seconds.
     pub fn new(transport: ClientConfig) -> ClientOptions {
         ClientOptions {
@@ -110,6 +113,7 @@ impl ClientOptions {
             low_prekeys: 25,
             remember_seen: Duration::from_secs(45 * 86_400),
             max_parked: 1_000,
+            max_parked_per_sender: 100,
             park_for: Duration::from_secs(7 * 86_400),
             housekeeping: Duration::from_secs(30),
         }

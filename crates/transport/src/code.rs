@@ -41,7 +41,8 @@ impl CloseCode {
     pub const AUTH_FAILED: CloseCode = CloseCode(4001);
     /// 4002: the server requires a bearer token and none was sent.
     pub const TOKEN_REQUIRED: CloseCode = CloseCode(4002);
-    /// 4003: the bearer token has expired (or is not valid yet). Fetch a fresh one.
+    /// 4003: the bearer token has expired (or is not valid yet), at authentication or later on
+    /// an open connection. Fetch a fresh one.
     pub const TOKEN_EXPIRED: CloseCode = CloseCode(4003);
     /// 4004: the bearer token is malformed, uses an unknown key id or a wrong signature, or
     /// names another mailbox.

@@ -316,6 +316,58 @@ async fn a_token_provider_is_asked_again_after_expiry() {
 }
 
 #[tokio::test]
+async fn an_open_connection_ends_when_its_token_expires_and_comes_back_with_a_fresh_one() {
+    let pki = Pki::new();
+    let keys = TokenKeys::new(vec![token_key()]).unwrap();
+    let verifier = TokenVerifier::new(keys).with_leeway_secs(0);
+    let server = serve(
+        pki.server_config().require_token(verifier),
+        MemoryRelay::new(),
+        None,
+    )
+    .await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    let provider = std::sync::Arc::new(move || {
+        // The first token is good for two more seconds; the next one for an hour.
+        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let exp = if call == 0 { now() + 2 } else { now() + 3600 };
+        Some(BearerToken::new(issue(&token_key(), &Claims::new(exp))))
+    });
+    let config = client_config(&pki, server.local_addr()).token_provider(provider);
+    let mut client = Client::start(config, identity()).unwrap();
+    connected(&mut client).await;
+    let started = std::time::Instant::now();
+    let error = wait_for(&mut client, |event| match event {
+        Event::Disconnected { error, .. } => Some(error),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Closed {
+                code: CloseCode::TOKEN_EXPIRED,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // Not before the token's own expiry (whole seconds: at least one second from now).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    connected(&mut client).await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The fresh connection works.
+    let me = client.mailbox();
+    let id = client.send(vec![me], b"after".to_vec()).await.unwrap();
+    wait_for(&mut client, |event| match event {
+        Event::Accepted(accepted) if accepted == id => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_disallowed_origin_is_refused_before_any_frame() {
     let pki = Pki::new();
     let origins = OriginPolicy::allow(["https://chat.example.com"]).allow_missing(false);

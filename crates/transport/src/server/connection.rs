@@ -279,6 +279,7 @@ where
     // Requests are read only while the outbound queue is less than half full: a client that
     // pipelines requests faster than it reads the answers is slowed down, not disconnected.
     let high_water = (limits.outbound_queue / 2).max(1);
+    let token_expires_at = token_deadline(connection, shared);
     let mut was_reading = true;
     loop {
         let reading = queue.len() < high_water;
@@ -293,6 +294,7 @@ where
         let wake_at = pong_due
             .map_or(next_ping, |due| due.min(next_ping))
             .min(idle_at);
+        let wake_at = token_expires_at.map_or(wake_at, |at| wake_at.min(at));
         // Biased: close requests first; then reads (while allowed), so that pongs and acks are
         // not held up behind a long backlog; then writes.
         tokio::select! {
@@ -338,6 +340,9 @@ where
                 if now >= idle_at {
                     return Close(CloseCode::IDLE_TIMEOUT);
                 }
+                if token_expires_at.is_some_and(|at| now >= at) {
+                    return Close(CloseCode::TOKEN_EXPIRED);
+                }
                 if now >= next_ping {
                     next_ping = now + limits.ping_interval;
                     pong_due.get_or_insert(now + limits.pong_timeout);
@@ -350,6 +355,18 @@ where
             }
         }
     }
+}
+
+/// When a connection authenticated with a bearer token must end: at the token's `exp` plus
+/// the verifier's leeway, as if it were checked again then. A connection lasts no longer than
+/// the token it was admitted with; the client comes back with a fresh one. `None` without a
+/// token, or if the instant is beyond what the clock can represent.
+fn token_deadline<S: Service>(connection: &Connection, shared: &Shared<S>) -> Option<Instant> {
+    let claims = connection.claims()?;
+    let leeway = shared.config.auth.token.as_ref()?.leeway_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let left = claims.exp.saturating_add(leeway).saturating_sub(now);
+    Instant::now().checked_add(std::time::Duration::from_secs(left))
 }
 
 /// How a connection ended.

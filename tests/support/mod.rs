@@ -2,6 +2,7 @@
 //! directory, a dev CA made for the test) and clients with their own encrypted stores.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod evil;
 pub mod process;
 
 use std::path::{Path, PathBuf};

@@ -63,7 +63,7 @@ pub struct Config {
     pub admission: AdmissionConfig,
     /// Timeouts, sizes and queues of each connection.
     pub limits: LimitsConfig,
-    /// Per-connection rates.
+    /// Rates: per connection, and bundle fetches also per client address.
     pub rates: RateLimits,
     /// Per-mailbox quotas.
     pub quotas: QuotasConfig,

@@ -1,10 +1,13 @@
-//! Per-connection rate limits: token buckets that **throttle** rather than refuse.
+//! Rate limits: token buckets that **throttle** rather than refuse.
 //!
 //! Every authenticated connection has three buckets: messages (one token per `send` or
-//! `upload_prekeys`), bytes
-//! (one token per payload byte per recipient: a group send costs every copy it makes the relay
-//! store) and bundle fetches (one token per `fetch_bundle`, so that
-//! nobody drains other people's one-time prekeys quickly). A request that finds its bucket
+//! `upload_prekeys`), bytes (one token per payload byte per recipient: a group send costs every
+//! copy it makes the relay store) and bundle fetches (one token per `fetch_bundle`, so that
+//! nobody drains other people's one-time prekeys quickly). Bundle fetches are also counted per
+//! client **address** (an IPv4 address or an IPv6 /64, as for admission) across all its
+//! connections, with a larger bucket: a connection's bucket starts full again on every
+//! reconnect, and identities cost nothing to make, so without it reconnecting would buy a
+//! fresh burst. A request that finds its bucket
 //! short is not refused: the relay waits until the bucket has refilled enough before handling
 //! it. The transport reads nothing more from that connection meanwhile, so a flooding client
 //! is slowed to the configured rate by TCP backpressure, and an honest client that bursts
@@ -14,6 +17,8 @@
 //! after a proportionate wait), so every wait is bounded by one request's cost divided by the
 //! rate.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -38,8 +43,13 @@ pub struct RateLimits {
     pub byte_burst: f64,
     /// Sustained `fetch_bundle`s per second per connection (default 5).
     pub fetches_per_second: f64,
-    /// Burst of `fetch_bundle`s (default 100).
+    /// Burst of `fetch_bundle`s per connection (default 100).
     pub fetch_burst: f64,
+    /// Sustained `fetch_bundle`s per second per client address (IPv4 address or IPv6 /64),
+    /// over all its connections (default 50: many users may share one address behind NAT).
+    pub fetches_per_second_per_address: f64,
+    /// Burst of `fetch_bundle`s per client address (default 500).
+    pub fetch_burst_per_address: f64,
 }
 
 impl Default for RateLimits {
@@ -51,6 +61,8 @@ impl Default for RateLimits {
             byte_burst: 16.0 * 1024.0 * 1024.0,
             fetches_per_second: 5.0,
             fetch_burst: 100.0,
+            fetches_per_second_per_address: 50.0,
+            fetch_burst_per_address: 500.0,
         }
     }
 }
@@ -70,6 +82,16 @@ impl RateLimits {
             ("rates.byte_burst", self.byte_burst, 1024.0),
             ("rates.fetches_per_second", self.fetches_per_second, 1.0),
             ("rates.fetch_burst", self.fetch_burst, 1.0),
+            (
+                "rates.fetches_per_second_per_address",
+                self.fetches_per_second_per_address,
+                1.0,
+            ),
+            (
+                "rates.fetch_burst_per_address",
+                self.fetch_burst_per_address,
+                1.0,
+            ),
         ];
         for (name, value, minimum) in settings {
             if !(value.is_finite() && value >= minimum) {
@@ -116,6 +138,12 @@ impl TokenBucket {
                 .min(MAX_WAIT)
         }
     }
+
+    /// Whether the bucket would be full at `now`: then it is no different from a new one.
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.capacity
+    }
 }
 
 /// The three buckets of one connection.
@@ -133,6 +161,44 @@ impl ConnectionBuckets {
             bytes: TokenBucket::new(limits.byte_burst, limits.bytes_per_second, now),
             fetches: TokenBucket::new(limits.fetch_burst, limits.fetches_per_second, now),
         }
+    }
+}
+
+/// Entries kept before full (refilled) buckets are pruned.
+const PRUNE_ABOVE: usize = 4096;
+
+/// One bucket per client address (for bundle fetches). A bucket that has refilled is the same
+/// as a new one, so such entries are pruned once there are many: memory stays bounded by the
+/// addresses that fetched within one refill period (`burst / rate`, 20 s by default).
+#[derive(Debug, Default)]
+pub(crate) struct AddressBuckets {
+    buckets: HashMap<IpAddr, TokenBucket>,
+}
+
+impl AddressBuckets {
+    /// Takes `cost` from `address`'s bucket; returns how long to wait (see
+    /// [`TokenBucket::take`]).
+    pub(crate) fn take(
+        &mut self,
+        address: IpAddr,
+        cost: f64,
+        capacity: f64,
+        rate: f64,
+        now: Instant,
+    ) -> Duration {
+        if self.buckets.len() >= PRUNE_ABOVE && !self.buckets.contains_key(&address) {
+            self.buckets.retain(|_, bucket| !bucket.is_full(now));
+        }
+        self.buckets
+            .entry(address)
+            .or_insert_with(|| TokenBucket::new(capacity, rate, now))
+            .take(cost, now)
+    }
+
+    /// Addresses tracked now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -162,6 +228,29 @@ mod tests {
         let much_later = start + Duration::from_secs(3600);
         assert_eq!(bucket.take(2.0, much_later), Duration::ZERO);
         assert!(bucket.take(1.0, much_later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn fetches_are_counted_per_address_and_refilled_buckets_are_pruned() {
+        let start = Instant::now();
+        let mut buckets = AddressBuckets::default();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..3 {
+            assert_eq!(buckets.take(a, 1.0, 3.0, 1.0, start), Duration::ZERO);
+        }
+        // The same address, whatever the connection: the burst is spent.
+        assert!(buckets.take(a, 1.0, 3.0, 1.0, start) > Duration::ZERO);
+        assert_eq!(buckets.take(b, 1.0, 3.0, 1.0, start), Duration::ZERO);
+        // Many addresses: once refilled, their entries go; a draining one stays.
+        for i in 0..PRUNE_ABOVE as u32 {
+            buckets.take(IpAddr::from((i + 100).to_be_bytes()), 1.0, 3.0, 1.0, start);
+        }
+        let later = start + Duration::from_secs(2);
+        buckets.take([10, 0, 0, 3].into(), 1.0, 3.0, 1.0, later);
+        assert_eq!(buckets.len(), 2, "a (still in debt) and the new address");
+        // a's bucket kept its debt (one token back, where a new bucket would have three).
+        assert!(buckets.take(a, 2.0, 3.0, 1.0, later) > Duration::ZERO);
     }
 
     #[test]

@@ -13,13 +13,14 @@ use sealwire_transport::frame::{
 };
 use sealwire_transport::server::{
     AdmissionRefusal, Connection, HandshakeFailure, Refusal, Request, Service, Welcome,
+    address_group,
 };
 use tokio::time::Instant;
 
 use crate::error::{Error, QuotaKind};
 use crate::limitlog::LimitLog;
 use crate::metrics::{Limit, Metrics};
-use crate::ratelimit::{ConnectionBuckets, RateLimits};
+use crate::ratelimit::{AddressBuckets, ConnectionBuckets, RateLimits};
 use crate::registry::{CatchUp, Registry, Route};
 use crate::store::{Appended, NewMessage, Store};
 
@@ -75,6 +76,8 @@ struct Inner<S> {
     options: RelayOptions,
     /// Rate buckets by connection id.
     buckets: Mutex<HashMap<u64, ConnectionBuckets>>,
+    /// Bundle-fetch buckets by client address.
+    fetch_buckets: Mutex<AddressBuckets>,
     /// Sampled log lines for limit hits.
     limit_log: LimitLog,
 }
@@ -89,6 +92,7 @@ impl<S: Store> Relay<S> {
                 metrics,
                 options,
                 buckets: Mutex::default(),
+                fetch_buckets: Mutex::default(),
                 limit_log: LimitLog::default(),
             }),
         }
@@ -115,18 +119,31 @@ impl<S: Store> Inner<S> {
     async fn throttle(&self, connection: &Connection, costs: &[(Limit, f64)]) {
         let wait = {
             let now = Instant::now();
+            let rates = &self.options.rates;
             let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
             let buckets = buckets
                 .entry(connection.id())
-                .or_insert_with(|| ConnectionBuckets::new(&self.options.rates, now));
+                .or_insert_with(|| ConnectionBuckets::new(rates, now));
             let mut wait = Duration::ZERO;
             for &(limit, cost) in costs {
-                let bucket = match limit {
-                    Limit::ByteRate => &mut buckets.bytes,
-                    Limit::MessageRate => &mut buckets.messages,
-                    _ => &mut buckets.fetches,
+                let this = match limit {
+                    Limit::ByteRate => buckets.bytes.take(cost, now),
+                    Limit::MessageRate => buckets.messages.take(cost, now),
+                    _ => {
+                        let address = self
+                            .fetch_buckets
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take(
+                                address_group(connection.peer().ip()),
+                                cost,
+                                rates.fetch_burst_per_address,
+                                rates.fetches_per_second_per_address,
+                                now,
+                            );
+                        buckets.fetches.take(cost, now).max(address)
+                    }
                 };
-                let this = bucket.take(cost, now);
                 if !this.is_zero() {
                     self.metrics.limit_hit(limit);
                     self.limit_log.hit(limit, Some(connection.peer()));

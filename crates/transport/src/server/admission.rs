@@ -145,9 +145,10 @@ impl fmt::Display for AdmissionRefusal {
     }
 }
 
-/// The group an address counts in: IPv4 addresses (also IPv4-mapped IPv6 ones) on their own,
-/// IPv6 addresses by their /64 prefix.
-pub(crate) fn address_group(ip: IpAddr) -> IpAddr {
+/// The group an address counts in for per-address limits: IPv4 addresses (also IPv4-mapped
+/// IPv6 ones) on their own, IPv6 addresses by their /64 prefix (one subscriber usually holds a
+/// whole /64). Services keying their own limits by address should use the same groups.
+pub fn address_group(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use admission::{AdmissionLimits, AdmissionRefusal};
+pub use admission::{AdmissionLimits, AdmissionRefusal, address_group};
 pub use connection::read_error_code;
 pub use service::{Connection, HandshakeFailure, Refusal, Request, Service, Welcome};
 pub use upgrade::OriginPolicy;

@@ -400,6 +400,7 @@ impl Pair {
 
     /// Runs rounds on a task until [`Traffic::stop`].
     pub fn start_traffic(self) -> Traffic {
+        watch_panics();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let task = tokio::spawn(async move {
@@ -435,6 +436,12 @@ impl Traffic {
             .expect("honest traffic stopped in time")
             .expect("honest traffic failed during the attack");
         assert!(pair.exchanged > 0, "no honest message got through");
+        // A panic in a relay task is caught by tokio and would otherwise go unseen.
+        assert_eq!(
+            PANICS.load(Ordering::SeqCst),
+            0,
+            "something panicked during the attack"
+        );
         // And the pair still works now.
         pair.round().await;
         pair
@@ -549,3 +556,18 @@ pub fn auth_failures(reason: &str) -> String {
 
 /// Accepted messages so far.
 pub const ACCEPTED: &str = "sealwire_relay_messages_accepted_total";
+
+/// Panics seen anywhere in this test binary since [`watch_panics`] was first called.
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts every panic of the process (relay tasks included), then reports it as usual.
+fn watch_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+}

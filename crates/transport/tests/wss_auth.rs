@@ -192,6 +192,25 @@ fn token_key() -> TokenKey {
     TokenKey::new("k2026", vec![0x5A; 32]).unwrap()
 }
 
+/// A token provider whose `n`th token (from 0) expires at `exp(n)`, and how often it was asked.
+fn provider_of(
+    exp: impl Fn(u32) -> u64 + Send + Sync + 'static,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+    sealwire_transport::client::TokenProvider,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    let provider = std::sync::Arc::new(move || {
+        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(BearerToken::new(issue(
+            &token_key(),
+            &Claims::new(exp(call)),
+        )))
+    });
+    (calls, provider)
+}
+
 async fn stopped_with(client: &mut Client) -> Error {
     wait_for(client, |event| match event {
         Event::Stopped { error } => Some(error),
@@ -282,17 +301,13 @@ async fn a_token_provider_is_asked_again_after_expiry() {
     let keys = TokenKeys::new(vec![token_key()]).unwrap();
     let config = pki.server_config().require_token(TokenVerifier::new(keys));
     let server = serve(config, MemoryRelay::new(), None).await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = calls.clone();
-    let provider = std::sync::Arc::new(move || {
-        // The first token the backend hands out has expired; the second is fresh.
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let exp = if call == 0 {
+    // The first token the backend hands out has expired; the next ones are fresh.
+    let (calls, provider) = provider_of(|call| {
+        if call == 0 {
             now() - 3600
         } else {
             now() + 3600
-        };
-        Some(BearerToken::new(issue(&token_key(), &Claims::new(exp))))
+        }
     });
     let config = client_config(&pki, server.local_addr()).token_provider(provider);
     let mut client = Client::start(config, identity()).unwrap();
@@ -326,14 +341,8 @@ async fn an_open_connection_ends_when_its_token_expires_and_comes_back_with_a_fr
         None,
     )
     .await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = calls.clone();
-    let provider = std::sync::Arc::new(move || {
-        // The first token is good for two more seconds; the next one for an hour.
-        let call = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let exp = if call == 0 { now() + 2 } else { now() + 3600 };
-        Some(BearerToken::new(issue(&token_key(), &Claims::new(exp))))
-    });
+    // The first token is good for two more seconds; the next ones for an hour.
+    let (calls, provider) = provider_of(|call| if call == 0 { now() + 2 } else { now() + 3600 });
     let config = client_config(&pki, server.local_addr()).token_provider(provider);
     let mut client = Client::start(config, identity()).unwrap();
     connected(&mut client).await;

@@ -5,16 +5,13 @@
 
 mod support;
 
-use sealwire::Error;
 use sealwire::client::{Client, Conversation, Event};
 use sealwire::core::GroupId;
 use sealwire::transport::frame::MailboxId;
-use support::evil::{Envelope, Shown, collect_until, online, world};
+use support::evil::{
+    Envelope, Evil, Scene, Shown, collect_until, collect_until_with, mismatch, replay,
+};
 use support::*;
-
-fn mailbox(user: &User) -> MailboxId {
-    MailboxId::of(&user.identity)
-}
 
 async fn joined(client: &mut Client, group: GroupId) {
     wait_for(client, |event| match event {
@@ -31,32 +28,43 @@ fn split(held: Vec<Envelope>) -> (Vec<Envelope>, Envelope) {
     (pairwise, group.remove(0))
 }
 
-fn check_group(shown: &Shown, group: GroupId, bodies: &[&str], sender: &str) {
-    assert_eq!(shown.bodies(), bodies);
-    for (_, contact, conversation) in &shown.messages {
-        assert_eq!(contact.as_deref(), Some(sender));
-        assert_eq!(*conversation, Conversation::Group(group));
-    }
+/// `from` sends `body` to `group`.
+async fn group_send(from: &Client, group: GroupId, body: &str) {
+    from.send_group(group, body.as_bytes().to_vec())
+        .await
+        .unwrap();
 }
 
-fn check_mismatches(shown: &Shown, claimed: MailboxId, count: usize) {
-    assert_eq!(shown.dropped.len(), count, "{:?}", shown.dropped);
-    for (from, error) in &shown.dropped {
-        assert_eq!(*from, claimed);
-        assert!(matches!(error, Error::SenderMismatch), "{error}");
-    }
+/// `from` sends `body` to `group` while the relay holds the mailbox `to` back; returns what
+/// was held, split as by [`split`].
+async fn send_group_held(
+    evil: &Evil,
+    from: &Client,
+    group: GroupId,
+    to: MailboxId,
+    body: &str,
+) -> (Vec<Envelope>, Envelope) {
+    evil.hold(to, true);
+    group_send(from, group, body).await;
+    let held = split(evil.take_held(to, 2).await);
+    evil.hold(to, false);
+    held
+}
+
+fn check_group(shown: &Shown, group: GroupId, bodies: &[&str], sender: &str) {
+    assert_eq!(shown.bodies(), bodies);
+    let conversation = Conversation::Group(group);
+    assert!(shown.all_from(sender, conversation), "{:?}", shown.messages);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_envelope_re_attributed_to_another_member_is_dropped_and_the_genuine_copy_opens() {
-    let (pki, _root, evil, people) = world(&["alice", "bob", "carol"]).await;
-    let [alice, bob, carol] = &people[..] else {
-        unreachable!()
-    };
-    let mut alice_client = online(alice, &pki, &evil).await;
-    let mut bob_client = online(bob, &pki, &evil).await;
-    let mut carol_client = online(carol, &pki, &evil).await;
-    let bob_box = mailbox(bob);
+    let scene = Scene::new(&["alice", "bob", "carol"]).await;
+    let evil = &scene.evil;
+    let [mut alice_client, mut bob_client, mut carol_client] =
+        scene.online_all(["alice", "bob", "carol"]).await;
+    let (alice_box, bob_box) = (scene.mailbox("alice"), scene.mailbox("bob"));
+    let carol_box = scene.mailbox("carol");
     let group = alice_client
         .create_group("team", &["bob", "carol"])
         .await
@@ -67,72 +75,48 @@ async fn a_group_envelope_re_attributed_to_another_member_is_dropped_and_the_gen
     // Alice's first group message: her sender key (pairwise), then the envelope. Bob gets the
     // key, then the envelope claimed to be Carol's (it opens, the signer is Alice: the group
     // state must be put back), then the genuine copy.
-    evil.hold(bob_box, true);
-    alice_client
-        .send_group(group, b"g1".to_vec())
-        .await
-        .unwrap();
-    let (keys, envelope) = split(evil.take_held(bob_box, 2).await);
-    evil.hold(bob_box, false);
-    for key in &keys {
-        evil.deliver(bob_box, key);
+    let (keys, envelope) = send_group_held(evil, &alice_client, group, bob_box, "g1").await;
+    let lie = envelope.from(carol_box);
+    for message in keys.iter().chain([&lie, &envelope]) {
+        evil.deliver(bob_box, message);
     }
-    evil.deliver(bob_box, &envelope.from(mailbox(carol)));
-    evil.deliver(bob_box, &envelope);
-    alice_client
-        .send_group(group, b"g2".to_vec())
-        .await
-        .unwrap();
+    group_send(&alice_client, group, "g2").await;
     let shown = collect_until(&mut bob_client, "g2").await;
     check_group(&shown, group, &["g1", "g2"], "alice");
-    check_mismatches(&shown, mailbox(carol), 1);
+    shown.check_dropped(carol_box, 1, mismatch);
 
     // Carol's first group message, claimed to be Alice's, arrives before Carol's sender key:
     // it is kept aside, and dropped when the key arrives and shows the signer is Carol.
-    evil.hold(bob_box, true);
-    carol_client
-        .send_group(group, b"c1".to_vec())
-        .await
-        .unwrap();
-    let (keys, envelope) = split(evil.take_held(bob_box, 2).await);
-    evil.hold(bob_box, false);
-    evil.deliver(bob_box, &envelope.from(mailbox(alice)));
-    for key in &keys {
-        evil.deliver(bob_box, key);
+    let (keys, envelope) = send_group_held(evil, &carol_client, group, bob_box, "c1").await;
+    let lie = envelope.from(alice_box);
+    for message in [&lie].into_iter().chain(&keys).chain([&envelope]) {
+        evil.deliver(bob_box, message);
     }
-    evil.deliver(bob_box, &envelope);
-    carol_client
-        .send_group(group, b"c2".to_vec())
-        .await
-        .unwrap();
+    group_send(&carol_client, group, "c2").await;
     let shown = collect_until(&mut bob_client, "c2").await;
     check_group(&shown, group, &["c1", "c2"], "carol");
-    check_mismatches(&shown, mailbox(alice), 1);
+    shown.check_dropped(alice_box, 1, mismatch);
 
     // Alice got Carol's messages untouched, and Bob can still write to the group.
     let shown = collect_until(&mut alice_client, "c2").await;
     check_group(&shown, group, &["c1", "c2"], "carol");
-    bob_client.send_group(group, b"b1".to_vec()).await.unwrap();
+    group_send(&bob_client, group, "b1").await;
     let shown = collect_until(&mut alice_client, "b1").await;
     check_group(&shown, group, &["b1"], "bob");
     let shown = collect_until(&mut carol_client, "b1").await;
     assert_eq!(shown.bodies(), ["g1", "g2", "b1"]);
     assert!(shown.dropped.is_empty());
-    for client in [alice_client, bob_client, carol_client] {
-        client.close().await;
-    }
-    evil.shutdown().await;
+    scene
+        .finish([alice_client, bob_client, carol_client], &[])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_welcomes_commits_and_past_epoch_envelopes_change_nothing() {
-    let (pki, _root, evil, people) = world(&["alice", "bob", "carol", "dave"]).await;
-    let [alice, bob, _carol, _dave] = &people[..] else {
-        unreachable!()
-    };
-    let alice_client = online(alice, &pki, &evil).await;
-    let mut bob_client = online(bob, &pki, &evil).await;
-    let bob_box = mailbox(bob);
+    let scene = Scene::new(&["alice", "bob", "carol", "dave"]).await;
+    let evil = &scene.evil;
+    let [alice_client, mut bob_client] = scene.online_all(["alice", "bob"]).await;
+    let bob_box = scene.mailbox("bob");
 
     // The welcome, delivered again under the same and a fresh delivery id (silently
     // ignored), and under a fresh message id (a pairwise replay: dropped). Bob joins once.
@@ -147,20 +131,13 @@ async fn replayed_welcomes_commits_and_past_epoch_envelopes_change_nothing() {
     evil.deliver(bob_box, &welcome);
     evil.deliver(bob_box, &welcome.fresh_id());
     // A first group message (sender key + envelope), kept to replay after the next epoch.
-    alice_client
-        .send_group(group, b"g1".to_vec())
-        .await
-        .unwrap();
+    group_send(&alice_client, group, "g1").await;
     let (keys, g1) = split(evil.take_held(bob_box, 2).await);
-    for key in &keys {
-        evil.deliver(bob_box, key);
+    for message in keys.iter().chain([&g1]) {
+        evil.deliver(bob_box, message);
     }
-    evil.deliver(bob_box, &g1);
     // A second message, held back until the epoch has moved on.
-    alice_client
-        .send_group(group, b"late".to_vec())
-        .await
-        .unwrap();
+    group_send(&alice_client, group, "late").await;
     let late = evil.take_held(bob_box, 1).await.remove(0);
     // Alice adds Dave: the commit reaches Bob, then again under a fresh message id.
     alice_client.add_members(group, &["dave"]).await.unwrap();
@@ -172,45 +149,20 @@ async fn replayed_welcomes_commits_and_past_epoch_envelopes_change_nothing() {
     evil.deliver(bob_box, &late);
     evil.deliver(bob_box, &g1.fresh_id());
     evil.hold(bob_box, false);
-    alice_client
-        .send_group(group, b"g2".to_vec())
-        .await
-        .unwrap();
+    group_send(&alice_client, group, "g2").await;
 
     let mut joins = 0;
     let mut changes = 0;
-    let mut shown = Shown::default();
-    while shown.bodies().last() != Some(&"g2") {
-        let event = wait_for(&mut bob_client, Some).await;
-        match event {
-            Event::GroupJoined { group: g, .. } if g == group => joins += 1,
-            Event::GroupChanged { group: g, .. } if g == group => changes += 1,
-            Event::Message(message) => {
-                bob_client.confirm(message.seq).await.unwrap();
-                shown.messages.push((
-                    text(&message),
-                    message.contact.clone(),
-                    message.conversation,
-                ));
-            }
-            Event::Dropped { from, error } => shown.dropped.push((from, error)),
-            _ => {}
-        }
-    }
+    let shown = collect_until_with(&mut bob_client, "g2", |event| match event {
+        Event::GroupJoined { group: g, .. } if g == group => joins += 1,
+        Event::GroupChanged { group: g, .. } if g == group => changes += 1,
+        _ => {}
+    })
+    .await;
     check_group(&shown, group, &["g1", "late", "g2"], "alice");
     assert_eq!((joins, changes), (1, 1));
     // The replayed welcome, the replayed commit and the past-epoch copy: each dropped, from
     // Alice's mailbox, by the core's replay protection.
-    assert_eq!(shown.dropped.len(), 3, "{:?}", shown.dropped);
-    for (from, error) in &shown.dropped {
-        assert_eq!(*from, mailbox(alice));
-        assert!(
-            matches!(error, Error::Protocol(sealwire::core::Error::Replay)),
-            "{error}"
-        );
-    }
-    for client in [alice_client, bob_client] {
-        client.close().await;
-    }
-    evil.shutdown().await;
+    shown.check_dropped(scene.mailbox("alice"), 3, replay);
+    scene.finish([alice_client, bob_client], &[]).await;
 }

@@ -402,6 +402,38 @@ impl Shown {
             .map(|(body, ..)| body.as_str())
             .collect()
     }
+
+    /// Whether every message was shown under the contact `name`, in `conversation`.
+    pub fn all_from(&self, name: &str, conversation: Conversation) -> bool {
+        self.messages.iter().all(|(_, contact, shown_in)| {
+            contact.as_deref() == Some(name) && *shown_in == conversation
+        })
+    }
+
+    /// Checks that exactly `count` deliveries were dropped, each from `from` and each for a
+    /// reason `why` accepts.
+    pub fn check_dropped(&self, from: MailboxId, count: usize, why: fn(&Error) -> bool) {
+        assert_eq!(self.dropped.len(), count, "{:?}", self.dropped);
+        for (dropped_from, error) in &self.dropped {
+            assert_eq!(*dropped_from, from, "{error}");
+            assert!(why(error), "{error}");
+        }
+    }
+}
+
+/// Any reason to drop (for [`Shown::check_dropped`]).
+pub fn any(_: &Error) -> bool {
+    true
+}
+
+/// The relay's sender is not the envelope's.
+pub fn mismatch(error: &Error) -> bool {
+    matches!(error, Error::SenderMismatch)
+}
+
+/// The core's replay protection.
+pub fn replay(error: &Error) -> bool {
+    matches!(error, Error::Protocol(sealwire::core::Error::Replay))
 }
 
 /// How long [`collect_until`] waits for its last message.
@@ -411,6 +443,15 @@ pub const COLLECT_WAIT: Duration = Duration::from_secs(10);
 /// message. The relay delivers in order and the client processes in order, so everything
 /// delivered before `last` has been dealt with by then.
 pub async fn collect_until(client: &mut Client, last: &str) -> Shown {
+    collect_until_with(client, last, |_| {}).await
+}
+
+/// As [`collect_until`], passing every other event to `other`.
+pub async fn collect_until_with(
+    client: &mut Client,
+    last: &str,
+    mut other: impl FnMut(Event),
+) -> Shown {
     let mut shown = Shown::default();
     let deadline = tokio::time::Instant::now() + COLLECT_WAIT;
     loop {
@@ -432,7 +473,7 @@ pub async fn collect_until(client: &mut Client, last: &str) -> Shown {
                 }
             }
             Event::Dropped { from, error } => shown.dropped.push((from, error)),
-            _ => {}
+            event => other(event),
         }
     }
 }
@@ -447,22 +488,84 @@ pub async fn outcome(client: &mut Client, id: MessageId) -> Result<(), Error> {
     .await
 }
 
-/// A fresh world: the PKI, a temporary directory, the malicious relay, and users `names`
-/// (each a contact of every other) who have all published their prekeys.
-pub async fn world(names: &[&str]) -> (Pki, tempfile::TempDir, Evil, Vec<User>) {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let evil = Evil::start(&pki).await;
-    let people = users(root.path(), names);
-    for user in &people {
-        publish_prekeys(user, &pki, evil.port()).await;
-    }
-    (pki, root, evil, people)
+/// A fresh world for one test: the PKI, the malicious relay, and users (each a contact of
+/// every other) who have all published their prekeys.
+pub struct Scene {
+    pub pki: Pki,
+    pub evil: Evil,
+    pub people: Vec<User>,
+    /// The users' stores, removed with the scene.
+    _root: tempfile::TempDir,
 }
 
-/// Starts `user`'s client on the malicious relay and waits until it is connected.
-pub async fn online(user: &User, pki: &Pki, evil: &Evil) -> Client {
-    let mut client = user.start(pki, evil.port());
-    connected(&mut client).await;
-    client
+impl Scene {
+    /// The world of users `names`.
+    pub async fn new(names: &[&str]) -> Scene {
+        let pki = Pki::new();
+        let root = tempfile::tempdir().unwrap();
+        let evil = Evil::start(&pki).await;
+        let people = users(root.path(), names);
+        for user in &people {
+            publish_prekeys(user, &pki, evil.port()).await;
+        }
+        Scene {
+            pki,
+            evil,
+            people,
+            _root: root,
+        }
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> &User {
+        let mut people = self.people.iter();
+        people
+            .find(|user| user.name == name)
+            .expect("a user of the scene")
+    }
+
+    /// The mailbox of `name`.
+    pub fn mailbox(&self, name: &str) -> MailboxId {
+        MailboxId::of(&self.user(name).identity)
+    }
+
+    /// Starts `name`'s client on the malicious relay (not waited for).
+    pub fn start(&self, name: &str) -> Client {
+        self.user(name).start(&self.pki, self.evil.port())
+    }
+
+    /// Starts `name`'s client and waits until it is connected.
+    pub async fn online(&self, name: &str) -> Client {
+        let mut client = self.start(name);
+        connected(&mut client).await;
+        client
+    }
+
+    /// The clients of `names`, started one after the other, each connected.
+    pub async fn online_all<const N: usize>(&self, names: [&str; N]) -> [Client; N] {
+        let mut clients = Vec::with_capacity(N);
+        for name in names {
+            clients.push(self.online(name).await);
+        }
+        clients.try_into().unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The end of a test: waits until each mailbox of `acked` has acknowledged everything
+    /// stored for it, closes `clients` in order, and stops the relay.
+    pub async fn finish(self, clients: impl IntoIterator<Item = Client>, acked: &[MailboxId]) {
+        for &mailbox in acked {
+            self.evil.wait_all_acked(mailbox).await;
+        }
+        for client in clients {
+            client.close().await;
+        }
+        self.evil.shutdown().await;
+    }
+}
+
+/// `from` sends each of `bodies` to the contact `to`, in order.
+pub async fn send_all(from: &Client, to: &str, bodies: &[&str]) {
+    for body in bodies {
+        from.send(to, body.as_bytes().to_vec()).await.unwrap();
+    }
 }

@@ -24,12 +24,13 @@ use sealwire_transport::frame::{
 use support::*;
 
 fn now() -> Timestamp {
-    Timestamp::from_unix_secs(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
+    let since_epoch = std::time::UNIX_EPOCH.elapsed().unwrap();
+    Timestamp::from_unix_secs(since_epoch.as_secs())
+}
+
+/// The series of `sealwire_relay_auth_failures_total` for a reason.
+fn auth_failures(reason: &str) -> String {
+    format!("sealwire_relay_auth_failures_total{{reason=\"{reason}\"}}")
 }
 
 /// A valid `send` of `payload` to `to`, encoded.
@@ -43,16 +44,11 @@ fn send_to(to: MailboxId, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An account whose identity has uploaded its signed prekey and `n` one-time prekeys.
-async fn with_prekeys(
-    pki: &Pki,
-    addr: std::net::SocketAddr,
-    n: usize,
-) -> (Account, Vec<OneTimePrekey>) {
+async fn with_prekeys(arena: &Arena, n: usize) -> (Account, Vec<OneTimePrekey>) {
     let mut rng = rand::rng();
     let mut account = Account::new(identity(), &mut rng, now());
     let one_time = account.generate_one_time_prekeys(n, &mut rng).unwrap();
-    let mut owner = client(pki, addr, duplicate(account.identity()));
-    connected(&mut owner).await;
+    let owner = arena.online(duplicate(account.identity())).await;
     let status = owner
         .upload_prekeys(PrekeyUpload {
             request: 1,
@@ -66,14 +62,17 @@ async fn with_prekeys(
     (account, one_time)
 }
 
+/// Writes `bytes` on `wire` as they are; returns the code the relay closes it with.
+async fn close_code(mut wire: Wire, bytes: &[u8]) -> u16 {
+    wire.writer.raw(bytes).await.unwrap();
+    wire.closed().await
+}
+
 #[tokio::test]
 async fn malformed_binary_messages_close_with_1007_and_store_nothing() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let backlog = Backlog::store(&pki, addr, 3).await;
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let arena = Arena::start().await;
+    let backlog = Backlog::store(&arena, identity(), 3).await;
+    let traffic = arena.traffic().await;
 
     let valid = send_to(backlog.mailbox, b"mallory was here");
     let mut random: Vec<u8> = (0..200).map(|_| rand::random()).collect();
@@ -94,30 +93,21 @@ async fn malformed_binary_messages_close_with_1007_and_store_nothing() {
     ];
     let mallory = identity();
     for (what, bytes) in &cases {
-        let (mut wire, _) = Wire::connect(&pki, addr, &mallory).await;
-        wire.writer.binary(bytes).await;
-        assert_eq!(wire.closed().await, 1007, "{what}");
+        let (wire, _) = Wire::connect(&arena, &mallory).await;
+        let bytes = masked(FIN | BINARY, bytes);
+        assert_eq!(close_code(wire, &bytes).await, 1007, "{what}");
     }
 
     let malformed = disconnects(1007, "malformed_frame");
-    assert_eq!(metric_at_least(admin, &malformed, 6.0).await, 6.0);
-    let pair = traffic.stop().await;
-    assert_eq!(
-        metric(admin, ACCEPTED).await,
-        f64::from(pair.exchanged) + 3.0
-    );
-    backlog.check_intact(&pki, addr).await;
-    relay.shutdown().await;
+    arena.expect_metric(&malformed, 6.0).await;
+    arena.finish(traffic, backlog, 3.0).await;
 }
 
 #[tokio::test]
 async fn websocket_framing_violations_close_with_their_codes_and_store_nothing() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let backlog = Backlog::store(&pki, addr, 3).await;
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let arena = Arena::start().await;
+    let backlog = Backlog::store(&arena, identity(), 3).await;
+    let traffic = arena.traffic().await;
 
     // Each case carries a valid `send` to the victim where it can, so that a relay that let
     // the violation pass would store it.
@@ -153,9 +143,8 @@ async fn websocket_framing_violations_close_with_their_codes_and_store_nothing()
     ];
     let mallory = identity();
     for (what, bytes, code) in &cases {
-        let (mut wire, _) = Wire::connect(&pki, addr, &mallory).await;
-        wire.writer.raw(bytes).await.unwrap();
-        assert_eq!(wire.closed().await, *code, "{what}");
+        let (wire, _) = Wire::connect(&arena, &mallory).await;
+        assert_eq!(close_code(wire, bytes).await, *code, "{what}");
     }
 
     for (code, reason, count) in [
@@ -163,27 +152,17 @@ async fn websocket_framing_violations_close_with_their_codes_and_store_nothing()
         (1003, "unsupported_data", 1.0),
         (1008, "policy_violation", 1.0),
     ] {
-        let series = disconnects(code, reason);
-        assert_eq!(metric_at_least(admin, &series, count).await, count);
+        arena.expect_metric(&disconnects(code, reason), count).await;
     }
-    let pair = traffic.stop().await;
-    assert_eq!(
-        metric(admin, ACCEPTED).await,
-        f64::from(pair.exchanged) + 3.0
-    );
-    backlog.check_intact(&pki, addr).await;
-    relay.shutdown().await;
+    arena.finish(traffic, backlog, 3.0).await;
 }
 
 #[tokio::test]
 async fn requests_before_authentication_are_refused_and_change_nothing() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let (victim, _) = with_prekeys(&pki, addr, 5).await;
-    let backlog = Backlog::store_for(&pki, addr, duplicate(victim.identity()), 3).await;
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let arena = Arena::start().await;
+    let (victim, _) = with_prekeys(&arena, 5).await;
+    let backlog = Backlog::store(&arena, duplicate(victim.identity()), 3).await;
+    let traffic = arena.traffic().await;
 
     let mut rng = rand::rng();
     let mut mallory = Account::new(identity(), &mut rng, now());
@@ -207,36 +186,29 @@ async fn requests_before_authentication_are_refused_and_change_nothing() {
         .unwrap(),
     ];
     for request in &requests {
-        let (mut wire, _) = Wire::challenged(&pki, addr).await;
-        wire.writer.binary(request).await;
+        let (wire, _) = Wire::challenged(&arena).await;
+        let bytes = masked(FIN | BINARY, request);
         // No answer (no bundle, no `accepted`): only the close.
-        assert_eq!(wire.closed().await, 1008);
+        assert_eq!(close_code(wire, &bytes).await, 1008);
     }
-    let (mut wire, _) = Wire::challenged(&pki, addr).await;
-    wire.writer.binary(&[0xFF; 40]).await;
-    assert_eq!(wire.closed().await, 1007);
-    let (mut wire, _) = Wire::challenged(&pki, addr).await;
-    wire.writer.raw(&masked(FIN | TEXT, b"hi")).await.unwrap();
-    assert_eq!(wire.closed().await, 1003);
-    drop(wire);
+    let (wire, _) = Wire::challenged(&arena).await;
+    assert_eq!(
+        close_code(wire, &masked(FIN | BINARY, &[0xFF; 40])).await,
+        1007
+    );
+    let (wire, _) = Wire::challenged(&arena).await;
+    assert_eq!(close_code(wire, &masked(FIN | TEXT, b"hi")).await, 1003);
 
     for (reason, count) in [
         ("policy_violation", 4.0),
         ("malformed_frame", 1.0),
         ("unsupported_data", 1.0),
     ] {
-        let series = auth_failures(reason);
-        assert_eq!(metric_at_least(admin, &series, count).await, count);
+        arena.expect_metric(&auth_failures(reason), count).await;
     }
-    assert_eq!(
-        metric(admin, "sealwire_relay_auth_successes_total").await,
-        5.0
-    );
-    let mut pair = traffic.stop().await;
-    assert_eq!(
-        metric(admin, ACCEPTED).await,
-        f64::from(pair.exchanged) + 3.0
-    );
+    let successes = arena.metric("sealwire_relay_auth_successes_total").await;
+    assert_eq!(successes, 5.0);
+    let mut pair = arena.stop_counting(traffic, 3.0).await;
     // Mallory's mailbox never came to exist: no mail for it, no bundle.
     pair.alice
         .send(vec![mallory_mailbox], b"anyone?".to_vec())
@@ -255,26 +227,21 @@ async fn requests_before_authentication_are_refused_and_change_nothing() {
         })
     ));
     // The victim's mail and one-time prekeys are untouched.
-    let (_, prekeys) = backlog.check_intact(&pki, addr).await;
+    let (_, prekeys) = backlog.check_intact(&arena).await;
     assert_eq!(prekeys, 5);
-    relay.shutdown().await;
+    arena.shutdown().await;
 }
 
 #[tokio::test]
 async fn acks_and_uploads_act_only_on_the_own_mailbox_and_no_request_reads_another() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let (victim, victim_keys) = with_prekeys(&pki, addr, 5).await;
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let arena = Arena::start().await;
+    let (victim, victim_keys) = with_prekeys(&arena, 5).await;
+    let traffic = arena.traffic().await;
 
     // The victim is online and has received three messages it has not acknowledged yet.
-    let mut victim_client = client(&pki, addr, duplicate(victim.identity()));
-    connected(&mut victim_client).await;
+    let mut victim_client = arena.online(duplicate(victim.identity())).await;
     let victim_mailbox = victim_client.mailbox();
-    let mut sam = client(&pki, addr, identity());
-    connected(&mut sam).await;
+    let sam = arena.online(identity()).await;
     for i in 0..3u8 {
         sam.send(vec![victim_mailbox], vec![i; 10]).await.unwrap();
     }
@@ -285,7 +252,7 @@ async fn acks_and_uploads_act_only_on_the_own_mailbox_and_no_request_reads_anoth
 
     // Mallory acknowledges the victim's delivery ids (and every small one, and the largest).
     let mallory = identity();
-    let (mut wire, ready) = Wire::connect(&pki, addr, &mallory).await;
+    let (mut wire, ready) = Wire::connect(&arena, &mallory).await;
     let mut ids = deliveries.clone();
     ids.extend(0..64);
     ids.push(u64::MAX);
@@ -329,7 +296,7 @@ async fn acks_and_uploads_act_only_on_the_own_mailbox_and_no_request_reads_anoth
     // The victim's three messages are still stored: a reconnect delivers them again, with
     // the same delivery ids.
     victim_client.close().await;
-    let mut victim_client = client(&pki, addr, duplicate(victim.identity()));
+    let mut victim_client = arena.client(duplicate(victim.identity()));
     assert_eq!(connected(&mut victim_client).await, 5, "pool untouched");
     for (i, id) in deliveries.iter().enumerate() {
         let again = wait_for(&mut victim_client, delivered).await;
@@ -349,9 +316,8 @@ async fn acks_and_uploads_act_only_on_the_own_mailbox_and_no_request_reads_anoth
     let pair = traffic.stop().await;
     // Only the honest pair's acknowledgements removed anything.
     let acked = "sealwire_relay_messages_acked_total";
-    let exchanged = f64::from(pair.exchanged);
-    assert_eq!(metric_at_least(admin, acked, exchanged).await, exchanged);
-    relay.shutdown().await;
+    arena.expect_metric(acked, f64::from(pair.exchanged)).await;
+    arena.shutdown().await;
 }
 
 #[tokio::test]
@@ -359,18 +325,16 @@ async fn fetching_a_victims_bundle_takes_one_one_time_prekey_per_fetch_at_the_ad
 {
     const POOL: usize = 6;
     const FETCHES: u32 = 8;
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = small_config(dir.path());
-    // The per-address bucket is the one that binds here; each connection's own is larger.
-    config.rates.fetches_per_second_per_address = 2.0;
-    config.rates.fetch_burst_per_address = 3.0;
-    config.prekeys.low_water = 1;
-    let relay = start(&pki, config).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let (victim, victim_keys) = with_prekeys(&pki, addr, POOL).await;
+    let arena = Arena::start_with(|config| {
+        // The per-address bucket is the one that binds here; each connection's own is larger.
+        config.rates.fetches_per_second_per_address = 2.0;
+        config.rates.fetch_burst_per_address = 3.0;
+        config.prekeys.low_water = 1;
+    })
+    .await;
+    let (victim, victim_keys) = with_prekeys(&arena, POOL).await;
     let victim_mailbox = MailboxId::of(victim.identity().public());
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let traffic = arena.traffic().await;
 
     // Mallory asks for the victim's bundle eight times, as fast as she can: four times on one
     // connection, then four times on a new connection under a new identity (reconnecting
@@ -378,12 +342,7 @@ async fn fetching_a_victims_bundle_takes_one_one_time_prekey_per_fetch_at_the_ad
     let started = Instant::now();
     let mut handed_out = Vec::new();
     for batch in [0..FETCHES / 2, FETCHES / 2..FETCHES] {
-        let (wire, _) = Wire::connect(&pki, addr, &identity()).await;
-        let Wire {
-            mut reader,
-            mut writer,
-            ..
-        } = wire;
+        let (mut reader, mut writer) = Wire::connect(&arena, &identity()).await.0.into_split();
         for request in batch.clone() {
             writer
                 .send(&ClientFrame::FetchBundle(FetchBundle {
@@ -417,31 +376,24 @@ async fn fetching_a_victims_bundle_takes_one_one_time_prekey_per_fetch_at_the_ad
     expected.resize(FETCHES as usize, None);
     assert_eq!(handed_out, expected);
 
-    assert!(metric(admin, &limit("fetch_rate")).await >= 4.0);
-    let served = "sealwire_relay_bundles_served_total";
-    assert_eq!(
-        metric(admin, &format!("{served}{{one_time_prekey=\"true\"}}")).await,
-        POOL as f64
-    );
-    assert_eq!(
-        metric(admin, &format!("{served}{{one_time_prekey=\"false\"}}")).await,
-        f64::from(FETCHES) - POOL as f64
-    );
-    let mut owner = client(&pki, addr, duplicate(victim.identity()));
+    assert!(arena.metric(&limit("fetch_rate")).await >= 4.0);
+    let served =
+        |with: bool| format!("sealwire_relay_bundles_served_total{{one_time_prekey=\"{with}\"}}");
+    assert_eq!(arena.metric(&served(true)).await, POOL as f64);
+    let without = f64::from(FETCHES) - POOL as f64;
+    assert_eq!(arena.metric(&served(false)).await, without);
+    let mut owner = arena.client(duplicate(victim.identity()));
     assert_eq!(connected(&mut owner).await, 0);
     traffic.stop().await;
-    relay.shutdown().await;
+    arena.shutdown().await;
 }
 
 #[tokio::test]
 async fn replayed_sends_are_stored_once_and_attributed_to_whoever_sent_them() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
+    let arena = Arena::start().await;
     let victim = identity();
-    let victim_mailbox = register(&pki, addr, &victim).await;
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let victim_mailbox = register(&arena.pki, arena.addr, &victim).await;
+    let traffic = arena.traffic().await;
 
     let alice = identity();
     let id = MessageId::random();
@@ -452,7 +404,7 @@ async fn replayed_sends_are_stored_once_and_attributed_to_whoever_sent_them() {
     }))
     .unwrap();
     let accepted = Ok(ServerFrame::Accepted(Accepted { id }));
-    let (mut first, ready) = Wire::connect(&pki, addr, &alice).await;
+    let (mut first, ready) = Wire::connect(&arena, &alice).await;
     let alice_mailbox = ready.mailbox;
     first.writer.binary(&captured).await;
     assert_eq!(first.reader.frame().await, accepted);
@@ -460,17 +412,16 @@ async fn replayed_sends_are_stored_once_and_attributed_to_whoever_sent_them() {
     first.writer.binary(&captured).await;
     assert_eq!(first.reader.frame().await, accepted);
     drop(first);
-    let (mut second, _) = Wire::connect(&pki, addr, &alice).await;
+    let (mut second, _) = Wire::connect(&arena, &alice).await;
     second.writer.binary(&captured).await;
     assert_eq!(second.reader.frame().await, accepted);
     // Mallory replays them on her own connection: it is her message now.
-    let (mut mallory, ready) = Wire::connect(&pki, addr, &identity()).await;
+    let (mut mallory, ready) = Wire::connect(&arena, &identity()).await;
     let mallory_mailbox = ready.mailbox;
     mallory.writer.binary(&captured).await;
     assert_eq!(mallory.reader.frame().await, accepted);
 
-    let mut victim_client = client(&pki, addr, duplicate(&victim));
-    connected(&mut victim_client).await;
+    let mut victim_client = arena.online(duplicate(&victim)).await;
     let one = wait_for(&mut victim_client, delivered).await;
     let two = wait_for(&mut victim_client, delivered).await;
     assert_eq!((one.from, one.id), (alice_mailbox, id));
@@ -481,41 +432,33 @@ async fn replayed_sends_are_stored_once_and_attributed_to_whoever_sent_them() {
     .await;
     assert!(nothing.is_err(), "delivered again: {nothing:?}");
 
-    let pair = traffic.stop().await;
-    assert_eq!(
-        metric(admin, "sealwire_relay_messages_duplicate_total").await,
-        2.0
-    );
-    assert_eq!(
-        metric(admin, ACCEPTED).await,
-        f64::from(pair.exchanged) + 2.0
-    );
-    relay.shutdown().await;
+    arena.stop_counting(traffic, 2.0).await;
+    let duplicates = arena
+        .metric("sealwire_relay_messages_duplicate_total")
+        .await;
+    assert_eq!(duplicates, 2.0);
+    arena.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_replayed_auth_response_is_refused_and_leaves_the_original_connection_alone() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(&pki, small_config(dir.path())).await;
-    let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
-    let traffic = Pair::connect(&pki, addr).await.start_traffic();
+    let arena = Arena::start().await;
+    let traffic = arena.traffic().await;
 
     let alice = identity();
-    let (mut original, challenge) = Wire::challenged(&pki, addr).await;
+    let (mut original, challenge) = Wire::challenged(&arena).await;
     let captured = ClientFrame::Hello(original.hello(&alice, &challenge));
     original.writer.send(&captured).await;
     let Ok(ServerFrame::Ready(ready)) = original.reader.frame().await else {
         panic!("not ready")
     };
     // Replayed on a new connection (another nonce, another TLS session): refused.
-    let (mut replay, _) = Wire::challenged(&pki, addr).await;
-    replay.writer.send(&captured).await;
-    assert_eq!(replay.closed().await, 4001);
-    assert_eq!(
-        metric_at_least(admin, &auth_failures("auth_failed"), 1.0).await,
-        1.0
-    );
+    let (replay, _) = Wire::challenged(&arena).await;
+    let bytes = masked(FIN | BINARY, &frame::encode(&captured).unwrap());
+    assert_eq!(close_code(replay, &bytes).await, 4001);
+    arena
+        .expect_metric(&auth_failures("auth_failed"), 1.0)
+        .await;
     // The original connection was not replaced: it still works.
     let bytes = send_to(ready.mailbox, b"still mine");
     original.writer.binary(&bytes).await;
@@ -527,7 +470,7 @@ async fn a_replayed_auth_response_is_refused_and_leaves_the_original_connection_
         original.reader.frame().await,
         Ok(ServerFrame::Deliver(delivery)) if delivery.payload == b"still mine"
     ));
-    assert_eq!(metric(admin, &disconnects(4008, "replaced")).await, 0.0);
+    assert_eq!(arena.metric(&disconnects(4008, "replaced")).await, 0.0);
     traffic.stop().await;
-    relay.shutdown().await;
+    arena.shutdown().await;
 }

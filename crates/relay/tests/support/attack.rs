@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sealwire_core::IdentityKeyPair;
 use sealwire_relay::config::Config;
+use sealwire_relay::server::RelayServer;
 use sealwire_transport::auth::{self, ChannelBinding};
 use sealwire_transport::client::{Client, Event};
 use sealwire_transport::frame::{
@@ -23,20 +24,129 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use crate::support::{Pki, SERVER_NAME, WAIT, client, connected, duplicate, register};
+use crate::support::{
+    Pki, SERVER_NAME, WAIT, client, connected, delivered, duplicate, identity, metric, register,
+    start,
+};
 
 /// The largest WebSocket message (and frame) the relay accepts in these tests.
 pub const MAX_MESSAGE: usize = 4096;
 /// The largest `send` payload.
 pub const MAX_PAYLOAD: usize = 1024;
 
-/// The test relay with small message limits, so that floods are cheap.
-pub fn small_config(dir: &std::path::Path) -> Config {
-    let mut config = crate::support::config(dir);
-    config.limits.max_payload = MAX_PAYLOAD;
-    config.limits.max_recipients = 4;
-    config.limits.max_message_size = MAX_MESSAGE;
-    config
+/// A test relay with small message limits (so that floods are cheap), started for one test,
+/// and how to reach it.
+pub struct Arena {
+    pub pki: Pki,
+    pub relay: RelayServer,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    /// The relay's data directory, removed with the arena.
+    _dir: tempfile::TempDir,
+}
+
+impl Arena {
+    pub async fn start() -> Arena {
+        Arena::start_with(|_| {}).await
+    }
+
+    /// As [`Arena::start`], with the configuration as `adjust` leaves it.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Arena {
+        let pki = Pki::new();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::support::config(dir.path());
+        config.limits.max_payload = MAX_PAYLOAD;
+        config.limits.max_recipients = 4;
+        config.limits.max_message_size = MAX_MESSAGE;
+        adjust(&mut config);
+        let relay = start(&pki, config).await;
+        let (addr, admin) = (relay.local_addr(), relay.admin_addr().unwrap());
+        Arena {
+            pki,
+            relay,
+            addr,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// Alice and Bob, connected and exchanging messages in the background (rounds on a task,
+    /// until [`Traffic::stop`]).
+    pub async fn traffic(&self) -> Traffic {
+        let (mut alice, mut bob) = (self.client(identity()), self.client(identity()));
+        connected(&mut alice).await;
+        connected(&mut bob).await;
+        let mut pair = Pair {
+            alice,
+            bob,
+            exchanged: 0,
+        };
+        watch_panics();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            while !flag.load(Ordering::Relaxed) {
+                pair.round().await;
+            }
+            pair
+        });
+        Traffic { stop, task }
+    }
+
+    /// A started client (not yet waited for).
+    pub fn client(&self, identity: IdentityKeyPair) -> Client {
+        client(&self.pki, self.addr, identity)
+    }
+
+    /// A client, connected.
+    pub async fn online(&self, identity: IdentityKeyPair) -> Client {
+        let mut client = self.client(identity);
+        connected(&mut client).await;
+        client
+    }
+
+    /// The current value of a metric series.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric(self.admin, series).await
+    }
+
+    /// Waits until `series` reaches `count` (metrics are updated just after the event a test
+    /// observes), and checks that it is exactly `count`.
+    pub async fn expect_metric(&self, series: &str, count: f64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut value = self.metric(series).await;
+        while value < count && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            value = self.metric(series).await;
+        }
+        assert_eq!(value, count, "{series}");
+    }
+
+    /// Stops the honest traffic (see [`Traffic::stop`]) and checks that the relay accepted
+    /// exactly its messages and `others` more.
+    pub async fn stop_counting(&self, traffic: Traffic, others: f64) -> Pair {
+        let pair = traffic.stop().await;
+        let honest = f64::from(pair.exchanged);
+        let accepted = self.metric("sealwire_relay_messages_accepted_total").await;
+        assert_eq!(
+            accepted,
+            honest + others,
+            "{honest} honest sends, {others} others"
+        );
+        pair
+    }
+
+    /// The end of an attack that must leave the store alone: [`Arena::stop_counting`], the
+    /// victim's backlog intact ([`Backlog::check_intact`]), and the relay shut down.
+    pub async fn finish(self, traffic: Traffic, backlog: Backlog, others: f64) {
+        self.stop_counting(traffic, others).await;
+        backlog.check_intact(&self).await;
+        self.shutdown().await;
+    }
+
+    pub async fn shutdown(self) {
+        self.relay.shutdown().await;
+    }
 }
 
 /// A TLS connection to the relay, as a client.
@@ -107,14 +217,6 @@ pub fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
     frame_bytes(first, Some(rand::random()), payload)
 }
 
-/// A frame header (masked) announcing `len` payload bytes, without the payload.
-pub fn header_announcing(first: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![first, 0x80 | 127];
-    out.extend(len.to_be_bytes());
-    out.extend(rand::random::<[u8; 4]>());
-    out
-}
-
 /// What the relay sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -149,7 +251,8 @@ pub struct Wire {
 
 impl Wire {
     /// TLS and the HTTP upgrade (checks `101`); nothing more.
-    pub async fn upgrade(pki: &Pki, addr: SocketAddr) -> Wire {
+    pub async fn upgrade(arena: &Arena) -> Wire {
+        let (pki, addr) = (&arena.pki, arena.addr);
         let mut tls = tls(pki, addr).await;
         let binding = ChannelBinding::from_tls(tls.get_ref().1).unwrap();
         tls.write_all(upgrade_request(addr).as_bytes())
@@ -180,8 +283,8 @@ impl Wire {
     }
 
     /// Upgrades and reads the challenge.
-    pub async fn challenged(pki: &Pki, addr: SocketAddr) -> (Wire, Challenge) {
-        let mut wire = Wire::upgrade(pki, addr).await;
+    pub async fn challenged(arena: &Arena) -> (Wire, Challenge) {
+        let mut wire = Wire::upgrade(arena).await;
         let challenge = match wire.reader.next().await {
             Incoming::Frame(ServerFrame::Challenge(challenge)) => challenge,
             other => panic!("expected a challenge, got {other:?}"),
@@ -195,8 +298,8 @@ impl Wire {
     }
 
     /// Upgrades and authenticates as `identity`; panics unless `ready` comes.
-    pub async fn connect(pki: &Pki, addr: SocketAddr, identity: &IdentityKeyPair) -> (Wire, Ready) {
-        let (mut wire, challenge) = Wire::challenged(pki, addr).await;
+    pub async fn connect(arena: &Arena, identity: &IdentityKeyPair) -> (Wire, Ready) {
+        let (mut wire, challenge) = Wire::challenged(arena).await;
         let hello = wire.hello(identity, &challenge);
         wire.writer.send(&ClientFrame::Hello(hello)).await;
         match wire.reader.next().await {
@@ -209,6 +312,11 @@ impl Wire {
     /// frame arrives first.
     pub async fn closed(&mut self) -> u16 {
         self.reader.closed().await
+    }
+
+    /// The two sides, to be used apart (one of them on a task).
+    pub fn into_split(self) -> (WireReader, WireWriter) {
+        (self.reader, self.writer)
     }
 }
 
@@ -332,18 +440,32 @@ pub struct Pair {
     pub exchanged: u32,
 }
 
-/// The next event of an honest client; a disconnect, a stop or a refusal fails the test: an
-/// attack on the relay must not touch honest connections.
-async fn honest_event(who: &str, client: &mut Client) -> Event {
-    let event = tokio::time::timeout(WAIT, client.next_event())
-        .await
-        .unwrap_or_else(|_| panic!("{who}: no event in time"))
-        .unwrap_or_else(|| panic!("{who}: client task ended"));
-    match event {
-        Event::Disconnected { .. } | Event::Stopped { .. } | Event::Rejected { .. } => {
-            panic!("{who} was affected by the attack: {event:?}")
+/// Skips an honest client's events until `pick` returns something. A disconnect, a stop or a
+/// refusal fails the test: an attack on the relay must not touch honest connections.
+async fn honest_until<T>(
+    who: &str,
+    client: &mut Client,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    loop {
+        let event = tokio::time::timeout(WAIT, client.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("{who}: no event in time"))
+            .unwrap_or_else(|| panic!("{who}: client task ended"));
+        if let Event::Disconnected { .. } | Event::Stopped { .. } | Event::Rejected { .. } = event {
+            panic!("{who} was affected by the attack: {event:?}");
         }
-        event => event,
+        if let Some(found) = pick(event) {
+            return found;
+        }
+    }
+}
+
+/// Picks the ids of accepted sends.
+fn accepted(event: Event) -> Option<MessageId> {
+    match event {
+        Event::Accepted(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -353,17 +475,9 @@ async fn one_way(names: (&str, &str), from: &mut Client, to: &mut Client, payloa
         .send(vec![to.mailbox()], payload.clone())
         .await
         .unwrap();
-    loop {
-        if let Event::Accepted(accepted) = honest_event(names.0, from).await {
-            assert_eq!(accepted, id, "{}: accepted another send", names.0);
-            break;
-        }
-    }
-    let delivery = loop {
-        if let Event::Delivered(delivery) = honest_event(names.1, to).await {
-            break delivery;
-        }
-    };
+    let accepted = honest_until(names.0, from, accepted).await;
+    assert_eq!(accepted, id, "{}: accepted another send", names.0);
+    let delivery = honest_until(names.1, to, delivered).await;
     assert_eq!(
         (delivery.from, delivery.id, &delivery.payload),
         (from.mailbox(), id, &payload),
@@ -375,19 +489,6 @@ async fn one_way(names: (&str, &str), from: &mut Client, to: &mut Client, payloa
 }
 
 impl Pair {
-    /// Connects Alice and Bob.
-    pub async fn connect(pki: &Pki, addr: SocketAddr) -> Pair {
-        let mut alice = client(pki, addr, crate::support::identity());
-        let mut bob = client(pki, addr, crate::support::identity());
-        connected(&mut alice).await;
-        connected(&mut bob).await;
-        Pair {
-            alice,
-            bob,
-            exchanged: 0,
-        }
-    }
-
     /// One message each way, each accepted, delivered exactly once and acknowledged.
     pub async fn round(&mut self) {
         let n = self.exchanged;
@@ -396,27 +497,6 @@ impl Pair {
         let payload = format!("bob to alice #{n}").into_bytes();
         one_way(("bob", "alice"), &mut self.bob, &mut self.alice, payload).await;
         self.exchanged += 2;
-    }
-
-    /// Runs rounds on a task until [`Traffic::stop`].
-    pub fn start_traffic(self) -> Traffic {
-        watch_panics();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut pair = self;
-            while !flag.load(Ordering::Relaxed) {
-                pair.round().await;
-            }
-            pair
-        });
-        Traffic { stop, task }
-    }
-
-    /// Closes both clients.
-    pub async fn close(self) {
-        self.alice.close().await;
-        self.bob.close().await;
     }
 }
 
@@ -460,26 +540,15 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// Registers a victim and stores `n` messages for it from a fresh sender.
-    pub async fn store(pki: &Pki, addr: SocketAddr, n: u8) -> Backlog {
-        Backlog::store_for(pki, addr, crate::support::identity(), n).await
-    }
-
-    /// As [`Backlog::store`], for the given victim.
-    pub async fn store_for(pki: &Pki, addr: SocketAddr, victim: IdentityKeyPair, n: u8) -> Backlog {
-        let mailbox = register(pki, addr, &victim).await;
-        let mut sender = client(pki, addr, crate::support::identity());
-        connected(&mut sender).await;
+    /// Registers `victim` and stores `n` messages for it from a fresh sender.
+    pub async fn store(arena: &Arena, victim: IdentityKeyPair, n: u8) -> Backlog {
+        let mailbox = register(&arena.pki, arena.addr, &victim).await;
+        let mut sender = arena.online(identity()).await;
         let mut messages = Vec::new();
         for i in 0..n {
             let payload = vec![i; 100 + usize::from(i)];
             let id = sender.send(vec![mailbox], payload.clone()).await.unwrap();
-            loop {
-                if let Event::Accepted(accepted) = honest_event("sender", &mut sender).await {
-                    assert_eq!(accepted, id);
-                    break;
-                }
-            }
+            assert_eq!(honest_until("sender", &mut sender, accepted).await, id);
             messages.push((id, payload));
         }
         let sender_mailbox = sender.mailbox();
@@ -495,15 +564,11 @@ impl Backlog {
     /// Connects the victim: it must get every stored message exactly once, in order, and
     /// nothing else. Returns the connected victim (its messages not acknowledged) and the
     /// one-time prekey count its `ready` announced.
-    pub async fn check_intact(&self, pki: &Pki, addr: SocketAddr) -> (Client, u32) {
-        let mut victim = client(pki, addr, duplicate(&self.victim));
+    pub async fn check_intact(&self, arena: &Arena) -> (Client, u32) {
+        let mut victim = arena.client(duplicate(&self.victim));
         let prekeys = connected(&mut victim).await;
         for (id, payload) in &self.messages {
-            let delivery = loop {
-                if let Event::Delivered(delivery) = honest_event("victim", &mut victim).await {
-                    break delivery;
-                }
-            };
+            let delivery = honest_until("victim", &mut victim, delivered).await;
             assert_eq!(
                 (delivery.from, delivery.id, &delivery.payload),
                 (self.sender, *id, payload),
@@ -519,26 +584,6 @@ impl Backlog {
     }
 }
 
-/// Whether `client` connects within `within`.
-pub async fn connects_within(client: &mut Client, within: Duration) -> bool {
-    tokio::time::timeout(within, connected(client))
-        .await
-        .is_ok()
-}
-
-/// Waits until `series` reaches at least `at_least` (metrics are updated just after the
-/// event a test observes); returns its value.
-pub async fn metric_at_least(admin: SocketAddr, series: &str, at_least: f64) -> f64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let value = crate::support::metric(admin, series).await;
-        if value >= at_least || tokio::time::Instant::now() >= deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The series of `sealwire_relay_disconnects_total` for a close code.
 pub fn disconnects(code: u16, reason: &str) -> String {
     format!("sealwire_relay_disconnects_total{{code=\"{code}\",reason=\"{reason}\"}}")
@@ -548,14 +593,6 @@ pub fn disconnects(code: u16, reason: &str) -> String {
 pub fn limit(name: &str) -> String {
     format!("sealwire_relay_limit_rejections_total{{limit=\"{name}\"}}")
 }
-
-/// The series of `sealwire_relay_auth_failures_total` for a reason.
-pub fn auth_failures(reason: &str) -> String {
-    format!("sealwire_relay_auth_failures_total{{reason=\"{reason}\"}}")
-}
-
-/// Accepted messages so far.
-pub const ACCEPTED: &str = "sealwire_relay_messages_accepted_total";
 
 /// Panics seen anywhere in this test binary since [`watch_panics`] was first called.
 static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

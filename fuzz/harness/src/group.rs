@@ -127,9 +127,9 @@ fn build() -> GroupFixture {
 }
 
 /// Gives the input to B's group (a fresh copy each time) as a control message, or with
-/// [`JOIN`] set to `Group::join` as D.
+/// `JOIN` (0x04) set to `Group::join` as D.
 ///
-/// First byte: the low two bits pick the claimed sender (A, C, D, B); [`JOIN`]; and
+/// First byte: the low two bits pick the claimed sender (A, C, D, B); `JOIN` (0x04); and
 /// [`MUTATE`](crate::MUTATE) as for [`session_open`](crate::session_open), over the genuine
 /// control messages.
 ///

@@ -368,7 +368,7 @@ async fn health(fixture: &RelayFixture) {
 ///
 /// First byte: the low two bits choose the authentication (0: none, the input's first
 /// message is the `hello` candidate; 1 and 3: the fixed identity; 2: a fresh identity), and
-/// [`ABRUPT`] ends the connection by dropping it instead of closing it. The rest is a sequence
+/// `ABRUPT` (0x04) ends the connection by dropping it instead of closing it. The rest is a sequence
 /// of chunks `header, len (1 byte, or 2 with LONG), body`: binary messages, text messages and
 /// pings, sent in order while a reader drains what the relay sends.
 ///

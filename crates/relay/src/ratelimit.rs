@@ -7,9 +7,10 @@
 //! client **address** (an IPv4 address or an IPv6 /64, as for admission) across all its
 //! connections, with a larger bucket: a connection's bucket starts full again on every
 //! reconnect, and identities cost nothing to make, so without it reconnecting would buy a
-//! fresh burst. A request that finds its bucket
-//! short is not refused: the relay waits until the bucket has refilled enough before handling
-//! it. The transport reads nothing more from that connection meanwhile, so a flooding client
+//! fresh burst.
+//!
+//! A request that finds a bucket short is not refused: the relay waits until the bucket has
+//! refilled enough before handling it. The transport reads nothing more from that connection meanwhile, so a flooding client
 //! is slowed to the configured rate by TCP backpressure, and an honest client that bursts
 //! loses nothing. Each wait is counted in `sealwire_relay_limit_rejections_total`.
 //!
@@ -167,12 +168,17 @@ impl ConnectionBuckets {
 /// Entries kept before full (refilled) buckets are pruned.
 const PRUNE_ABOVE: usize = 4096;
 
+/// How often at most the table is swept (a sweep walks every entry).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One bucket per client address (for bundle fetches). A bucket that has refilled is the same
-/// as a new one, so such entries are pruned once there are many: memory stays bounded by the
-/// addresses that fetched within one refill period (`burst / rate`, 20 s by default).
+/// as a new one, so such entries are pruned once there are many (at most once a second):
+/// memory stays bounded by the addresses that fetched within about one refill period
+/// (`burst / rate`, 10 s by default), each of which needed an admitted connection to do so.
 #[derive(Debug, Default)]
 pub(crate) struct AddressBuckets {
     buckets: HashMap<IpAddr, TokenBucket>,
+    pruned_at: Option<Instant>,
 }
 
 impl AddressBuckets {
@@ -186,8 +192,12 @@ impl AddressBuckets {
         rate: f64,
         now: Instant,
     ) -> Duration {
-        if self.buckets.len() >= PRUNE_ABOVE && !self.buckets.contains_key(&address) {
+        let due = self
+            .pruned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_INTERVAL);
+        if due && self.buckets.len() >= PRUNE_ABOVE && !self.buckets.contains_key(&address) {
             self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            self.pruned_at = Some(now);
         }
         self.buckets
             .entry(address)

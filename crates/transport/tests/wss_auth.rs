@@ -211,6 +211,25 @@ fn provider_of(
     (calls, provider)
 }
 
+/// Waits for the client's next disconnection, which must be for an expired token.
+async fn disconnected_for_expiry(client: &mut Client) {
+    let error = wait_for(client, |event| match event {
+        Event::Disconnected { error, .. } => Some(error),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Closed {
+                code: CloseCode::TOKEN_EXPIRED,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
 async fn stopped_with(client: &mut Client) -> Error {
     wait_for(client, |event| match event {
         Event::Stopped { error } => Some(error),
@@ -311,21 +330,7 @@ async fn a_token_provider_is_asked_again_after_expiry() {
     });
     let config = client_config(&pki, server.local_addr()).token_provider(provider);
     let mut client = Client::start(config, identity()).unwrap();
-    let error = wait_for(&mut client, |event| match event {
-        Event::Disconnected { error, .. } => Some(error),
-        _ => None,
-    })
-    .await;
-    assert!(
-        matches!(
-            error,
-            Error::Closed {
-                code: CloseCode::TOKEN_EXPIRED,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    disconnected_for_expiry(&mut client).await;
     connected(&mut client).await;
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
@@ -347,21 +352,7 @@ async fn an_open_connection_ends_when_its_token_expires_and_comes_back_with_a_fr
     let mut client = Client::start(config, identity()).unwrap();
     connected(&mut client).await;
     let started = std::time::Instant::now();
-    let error = wait_for(&mut client, |event| match event {
-        Event::Disconnected { error, .. } => Some(error),
-        _ => None,
-    })
-    .await;
-    assert!(
-        matches!(
-            error,
-            Error::Closed {
-                code: CloseCode::TOKEN_EXPIRED,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    disconnected_for_expiry(&mut client).await;
     // Not before the token's own expiry (whole seconds: at least one second from now).
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     connected(&mut client).await;

@@ -36,7 +36,7 @@ fn replay(target: &str) {
         sealwire_fuzz_harness::run(target, &bytes);
     }
     eprintln!(
-        "{target}: {} seeds, {} regressions in {:?}",
+        "{target}: {} corpus inputs, {} regressions in {:?}",
         seeds.len(),
         regressions.len(),
         started.elapsed()

@@ -9,10 +9,12 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_recipient_gets_everything_in_order() {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
         unreachable!()
     };
@@ -157,10 +159,12 @@ async fn sends_refused_for_a_full_mailbox_are_retried() {
 /// exchange arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_first_messages_settle_on_one_session() {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
         unreachable!()
     };

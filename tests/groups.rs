@@ -11,10 +11,12 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_stops_receiving() {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let users = users(root.path(), &["alice", "bob", "carol", "dave"]);
     let mut clients: Vec<_> = users.iter().map(|u| u.start(&pki, port)).collect();
     for client in &mut clients {
@@ -98,10 +100,12 @@ async fn a_removed_member_stops_receiving() {
 /// A member removed and then added back joins again and reads what follows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_added_back_rejoins() {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let users = users(root.path(), &["alice", "bob", "carol"]);
     let mut clients: Vec<_> = users.iter().map(|u| u.start(&pki, port)).collect();
     for client in &mut clients {

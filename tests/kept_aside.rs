@@ -13,7 +13,7 @@ use sealwire::client::{Client, Event};
 use sealwire::core::{Group, GroupConfig, IdentityKeyPair, Timestamp};
 use sealwire::transport::client::{self as transport, ClientConfig};
 use sealwire::transport::frame::MailboxId;
-use support::{Pki, User, WAIT, next_message, relay_config, start_relay, text, users, wait_for};
+use support::{LocalRelay, Pki, User, WAIT, next_message, text, users, wait_for};
 
 fn now() -> Timestamp {
     let secs = std::time::SystemTime::now()
@@ -134,10 +134,12 @@ async fn setup(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_flooding_account_pushes_out_only_its_own_kept_aside_items() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let relay = start_relay(&pki, relay_config(&dir.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root: dir,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let (mut alice, mut bob) = setup(dir.path(), &pki, port, |options| {
         options.max_parked = 10;
         options.max_parked_per_sender = 4;
@@ -177,10 +179,12 @@ async fn one_flooding_account_pushes_out_only_its_own_kept_aside_items() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_aside_items_are_given_up_after_park_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let relay = start_relay(&pki, relay_config(&dir.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root: dir,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let (mut alice, mut bob) = setup(dir.path(), &pki, port, |options| {
         options.park_for = Duration::from_secs(1);
         options.housekeeping = Duration::from_millis(200);

@@ -13,10 +13,12 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_client_carries_on_and_replays_unconfirmed_messages() {
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
         unreachable!()
     };
@@ -84,10 +86,12 @@ async fn a_restarted_client_carries_on_and_replays_unconfirmed_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_loses_nothing_and_repeats_nothing() {
     const MESSAGES: usize = 60;
-    let pki = Pki::new();
-    let root = tempfile::tempdir().unwrap();
-    let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
-    let port = relay.local_addr().port();
+    let LocalRelay {
+        pki,
+        root,
+        relay,
+        port,
+    } = LocalRelay::start().await;
     let [alice, bob] = &users(root.path(), &["alice", "bob"])[..] else {
         unreachable!()
     };

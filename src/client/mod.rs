@@ -102,8 +102,8 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Defaults around a relay connection: 100 one-time prekeys refilled below 25; ids
-    /// remembered 45 days; at most 1,000 messages kept aside (100 per sender), for 7 days; housekeeping every
-    /// 30 seconds.
+    /// remembered 45 days; at most 1,000 messages kept aside (100 per sender), for 7 days;
+    /// housekeeping every 30 seconds.
     pub fn new(transport: ClientConfig) -> ClientOptions {
         ClientOptions {
             transport,

@@ -56,6 +56,30 @@ pub fn relay_config(data_dir: &Path) -> Config {
     config
 }
 
+/// A relay as most tests want it: a fresh [`Pki`], a temporary directory (the relay's data in
+/// `root/relay`, users beside it), the durable store, a free port on 127.0.0.1.
+pub struct LocalRelay {
+    pub pki: Pki,
+    pub root: tempfile::TempDir,
+    pub relay: RelayServer,
+    pub port: u16,
+}
+
+impl LocalRelay {
+    pub async fn start() -> LocalRelay {
+        let pki = Pki::new();
+        let root = tempfile::tempdir().unwrap();
+        let relay = start_relay(&pki, relay_config(&root.path().join("relay"))).await;
+        let port = relay.local_addr().port();
+        LocalRelay {
+            pki,
+            root,
+            relay,
+            port,
+        }
+    }
+}
+
 pub async fn start_relay(pki: &Pki, config: Config) -> RelayServer {
     RelayServer::start(config, Certificate::Fixed(pki.server.server_tls().unwrap()))
         .await

@@ -1,0 +1,3 @@
+//! Placeholder: filled in by the comparison benchmarks.
+#![allow(missing_docs)]
+fn main() {}

@@ -54,7 +54,13 @@ fn main() -> Result<(), BoxError> {
 
 async fn server() -> Result<(), BoxError> {
     let certificate = DevCertificate::generate(&["localhost"])?;
-    let config = ServerConfig::new(certificate.server_tls()?, ["localhost"]);
+    let mut config = ServerConfig::new(certificate.server_tls()?, ["localhost"]);
+    // Every client comes from 127.0.0.1: lift the per-address caps and the connection rate
+    // (defaults: 64 connections and 20/s per address), and room for the largest run.
+    config.admission.max_connections = 100_000;
+    config.admission.max_connections_per_ip = 100_000;
+    config.admission.connection_rate_per_ip = 1_000_000;
+    config.admission.connection_burst_per_ip = 1_000_000;
     let server = Server::bind("127.0.0.1:0".parse()?, config, Arc::new(Idle)).await?;
     println!(
         "{} {}",

@@ -283,11 +283,13 @@ async fn accept_loop<S: Service>(listener: TcpListener, shared: Arc<Shared<S>>) 
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => match shared.admission.admit(peer.ip()) {
                     Ok(permit) => {
-                        let serve = connection::serve(tcp, peer, shared.clone());
-                        // The permit lives as long as the task, however the task ends.
+                        let shared = shared.clone();
+                        // The permit lives as long as the task, however the task ends. The
+                        // `serve` future is made inside the task: made outside and moved in, it
+                        // would be held twice (the captured value and the awaited one).
                         connections.spawn(async move {
                             let _permit = permit;
-                            serve.await;
+                            connection::serve(tcp, peer, shared).await;
                         });
                     }
                     Err(reason) => {
@@ -308,4 +310,44 @@ async fn accept_loop<S: Service>(listener: TcpListener, shared: Arc<Shared<S>>) 
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::CloseCode;
+    use crate::tls::DevCertificate;
+
+    struct Nothing;
+
+    impl Service for Nothing {
+        async fn connected(&self, _: &Connection) -> std::result::Result<Welcome, Refusal> {
+            Ok(Welcome::default())
+        }
+        async fn request(&self, _: &Connection, _: Request) -> std::result::Result<(), Refusal> {
+            Ok(())
+        }
+        async fn disconnected(&self, _: &Connection, _: CloseCode) {}
+    }
+
+    /// An idle connection costs the server its task's future for as long as it is open: the
+    /// handshake and the service's futures are boxed so that they do not size it. Inline, the
+    /// future was 24 KiB (`bench/README.md`, idle memory); this fails if it grows back.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let certificate = DevCertificate::generate(&["localhost"]).unwrap();
+        let config = ServerConfig::new(certificate.server_tls().unwrap(), ["localhost"]);
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), config, Arc::new(Nothing))
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let peer = tcp.local_addr().unwrap();
+        let serve = connection::serve(tcp, peer, server.shared.clone());
+        let size = std::mem::size_of_val(&serve);
+        assert!(
+            size <= 8 * 1024,
+            "a connection's task future is {size} bytes"
+        );
+    }
 }

@@ -28,6 +28,7 @@ use crate::envelope::{self, GROUP_KIND, MAC_LEN, PROTOCOL_VERSION, SUITE_V1};
 use crate::error::{Error, Result};
 use crate::kdf::{LABEL_GROUP_SIGNATURE, MessageKeys};
 
+use super::batch::BatchVerified;
 use super::control::GroupId;
 
 /// Length of the sender's Ed25519 signature at the end of a group envelope.
@@ -156,7 +157,7 @@ pub(crate) fn seal(
 }
 
 /// The bytes a group envelope's signature covers.
-fn signed_message(state_hash: &[u8; 32], envelope_without_signature: &[u8]) -> Vec<u8> {
+pub(crate) fn signed_message(state_hash: &[u8; 32], envelope_without_signature: &[u8]) -> Vec<u8> {
     [
         LABEL_GROUP_SIGNATURE,
         state_hash,
@@ -165,12 +166,23 @@ fn signed_message(state_hash: &[u8; 32], envelope_without_signature: &[u8]) -> V
     .concat()
 }
 
+/// How [`open`] checks the sender's signature (spec/groups.md 8.4 step 16).
+pub(crate) enum SignatureCheck<'a> {
+    /// Verify it strictly, alone. The only check [`Group::open`](crate::Group::open) uses.
+    Strict,
+    /// It was verified together with others in a batch that passed. It is skipped only if the
+    /// proof covers exactly this signature, key, state hash and signed bytes; otherwise the
+    /// signature is verified strictly.
+    Batched(&'a BatchVerified<'a>),
+}
+
 /// Checks the HMAC tag, then the sender's signature, then decrypts. Returns the plaintext.
 pub(crate) fn open(
     envelope: &ParsedGroupEnvelope<'_>,
     keys: &MessageKeys,
     state_hash: &[u8; 32],
     sender_key: &VerifyingKey,
+    check: SignatureCheck<'_>,
 ) -> Result<Vec<u8>> {
     if !envelope::tag_is_authentic(
         envelope.header_bytes,
@@ -181,12 +193,20 @@ pub(crate) fn open(
     ) {
         return Err(Error::DecryptFailed);
     }
-    sender_key
-        .verify_strict(
-            &signed_message(state_hash, envelope.signed),
-            &Signature::from_bytes(envelope.signature),
-        )
-        .map_err(|_| Error::InvalidSignature("group message (not signed by its sender)"))?;
+    let batch_verified = match check {
+        SignatureCheck::Strict => false,
+        SignatureCheck::Batched(proof) => {
+            proof.covers(sender_key, state_hash, envelope.signed, envelope.signature)
+        }
+    };
+    if !batch_verified {
+        sender_key
+            .verify_strict(
+                &signed_message(state_hash, envelope.signed),
+                &Signature::from_bytes(envelope.signature),
+            )
+            .map_err(|_| Error::InvalidSignature("group message (not signed by its sender)"))?;
+    }
     envelope::decrypt(envelope.header_bytes, envelope.ciphertext, keys, state_hash)
 }
 

@@ -21,6 +21,13 @@
 //! caller must pass the authenticated pairwise peer as `from`. Group envelopes
 //! ([`Group::open`]) travel through the relay.
 //!
+//! Envelopes that arrive together (say, what waited at the relay while a client was offline)
+//! can be opened with [`Group::open_batch`]: the same results as [`Group::open`] on each in
+//! turn, with their Ed25519 signatures verified by one batch equation, which is cheaper. A
+//! batch that fails falls back to verifying the signatures one by one. The one difference is
+//! documented there (and in `spec/groups.md` 8.5): the batch equation also accepts signatures
+//! that only the sender's own signing key can craft, which gives a sender nothing it lacks.
+//!
 //! ```
 //! use sealwire_core::{Change, Group, GroupConfig, IdentityKeyPair, MemberRole, Timestamp};
 //!
@@ -48,6 +55,7 @@
 //! # }
 //! ```
 
+pub(crate) mod batch;
 pub(crate) mod chain;
 pub(crate) mod config;
 pub(crate) mod control;

@@ -20,6 +20,11 @@ use crate::time::Timestamp;
 ///
 /// Every method that takes input from the network is all-or-nothing: on `Err` the group is
 /// exactly as it was. Persist it with [`Group::to_bytes`] after every successful call.
+///
+/// Group envelopes are opened with [`Group::open`], or, when several arrive together, with
+/// [`Group::open_batch`]: the same results as opening each in turn, with the envelopes'
+/// signatures verified by one batch equation, at a lower cost per envelope (its documentation
+/// states the one, sender-only, difference).
 pub struct Group {
     pub(super) id: GroupId,
     pub(super) own: PublicIdentity,

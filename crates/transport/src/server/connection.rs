@@ -27,6 +27,9 @@ use crate::limits::Limits;
 /// Close code recorded when the peer vanished without a close frame (RFC 6455's 1006).
 const ABNORMAL: CloseCode = CloseCode(1006);
 
+/// Most queued frames written with one flush.
+const WRITE_BATCH: usize = 64;
+
 /// Longest wait for the peer's close frame after sending ours.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -331,7 +334,17 @@ where
             }
             frame = queue.recv() => {
                 let Some(frame) = frame else { return Close(CloseCode::INTERNAL_ERROR) };
-                match timeout(limits.write_timeout, ws.send(Message::Binary(frame))).await {
+                // What is already queued goes out with it, in one flush: a burst of answers and
+                // deliveries costs one socket write (and few TLS records), not one per frame.
+                let write = async {
+                    ws.feed(Message::Binary(frame)).await?;
+                    for _ in 1..WRITE_BATCH {
+                        let Ok(frame) = queue.try_recv() else { break };
+                        ws.feed(Message::Binary(frame)).await?;
+                    }
+                    ws.flush().await
+                };
+                match timeout(limits.write_timeout, write).await {
                     Ok(Ok(())) => {}
                     Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => return Close(CloseCode::SLOW_CONSUMER),
                     Ok(Err(_)) => return Dropped,

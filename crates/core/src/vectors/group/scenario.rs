@@ -283,7 +283,13 @@ impl Recording {
         // The generator's keys open what the group sealed, and sealing by hand reproduces it.
         let text = plaintext(index);
         let verifying = VerifyingKey::from_bytes(&verifying_key(&chain.signing_seed)).unwrap();
-        let opened = message::open(&parsed, &message_keys(&keys), &state_hash, &verifying);
+        let opened = message::open(
+            &parsed,
+            &message_keys(&keys),
+            &state_hash,
+            &verifying,
+            message::SignatureCheck::Strict,
+        );
         assert_eq!(opened.unwrap(), text);
         let resealed = seal_raw(
             header_bytes,

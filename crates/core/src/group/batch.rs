@@ -78,11 +78,11 @@ impl Group {
     /// that it refuses: those whose residue `[s]B − R − [k]A` is a non-zero small-order point
     /// (from an `R`, or a key `A`, with a small-order component) that the coefficients happen
     /// to cancel, and those whose `R` is itself of small order (the identity, or a small-order
-    /// point encoded non-canonically) while the equation holds. Only the holder of the sender's per-epoch signing key can make one: the batch
-    /// accepts only if the prime-order part of every `[s_i]B − R_i − [k_i]A_i` is zero (else
-    /// with probability about 2^-128), which is the cofactored Ed25519 equation, unforgeable
-    /// without the key; changing any signed byte or the bytes of `R` changes `k`, and `s + ℓ`
-    /// is refused as non-canonical. So a malicious sender can have its own message accepted
+    /// point encoded non-canonically) while the equation holds. Only the holder of the
+    /// sender's per-epoch signing key can make one: the batch accepts only if the prime-order
+    /// part of every `[s_i]B − R_i − [k_i]A_i` is zero (else with probability about 2^-128),
+    /// which is the cofactored Ed25519 equation, unforgeable without the key; changing any
+    /// signed byte or the bytes of `R` changes `k`, and `s + ℓ` is refused as non-canonical. So a malicious sender can have its own message accepted
     /// here and refused by a member that verifies one by one. It gains nothing: it seals its
     /// envelopes and chooses who receives each send, so it can already make members see
     /// different messages. spec/groups.md 8.5 states the rule.

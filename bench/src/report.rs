@@ -97,6 +97,10 @@ pub struct RunResult {
     /// Connections (TLS, upgrade and, on the relay, authentication) completed per second
     /// while opening them.
     pub handshakes_per_s: Option<f64>,
+    /// Idle: the server's CPU time (user + system) spent while the connections were opened,
+    /// per connection, µs: what one handshake costs the server, whatever limits the load
+    /// generator's own rate.
+    pub server_cpu_us_per_handshake: Option<f64>,
     /// Idle: connections still open after the hold.
     pub still_open: Option<usize>,
     /// Connection failures, lost connections and other errors (must be 0).
@@ -105,6 +109,16 @@ pub struct RunResult {
     pub error_samples: Vec<String>,
     /// Whether server and load generator were pinned to separate cores.
     pub pinned: bool,
+}
+
+impl RunResult {
+    /// Handshakes per second that one fully busy server core could complete at the measured
+    /// CPU cost per handshake.
+    pub fn handshake_capacity(&self) -> Option<f64> {
+        self.server_cpu_us_per_handshake
+            .filter(|us| *us > 0.0)
+            .map(|us| 1e6 / us)
+    }
 }
 
 /// The whole report.
@@ -187,18 +201,20 @@ impl Report {
         if !idle.is_empty() {
             let _ = writeln!(
                 out,
-                "\n| idle | connections | still open | handshakes/s | RSS before KiB | RSS after KiB | KiB/connection | errors |"
+                "\n| idle | connections | still open | handshakes/s | server CPU µs per handshake | handshakes/s one server core could serve | RSS before KiB | RSS after KiB | KiB/connection | errors |"
             );
-            let _ = writeln!(out, "|{}", "---|".repeat(8));
+            let _ = writeln!(out, "|{}", "---|".repeat(10));
             for run in idle {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     run.server,
                     run.clients,
                     run.still_open
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     opt(run.handshakes_per_s, 0),
+                    opt(run.server_cpu_us_per_handshake, 0),
+                    opt(run.handshake_capacity(), 0),
                     run.rss_before_kib
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
                     run.rss_after_kib
@@ -344,6 +360,13 @@ impl Report {
         row(
             "authenticated handshakes/s".to_owned(),
             idle.and_then(|r| r.handshakes_per_s),
+            Some(4_000.0),
+            true,
+        );
+        row(
+            "authenticated handshakes/s one relay core can serve (from its CPU time per handshake)"
+                .to_owned(),
+            idle.and_then(RunResult::handshake_capacity),
             Some(4_000.0),
             true,
         );

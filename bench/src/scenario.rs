@@ -392,10 +392,13 @@ pub async fn idle(
     concurrency: usize,
     hold: Duration,
     rss: &dyn Fn() -> Option<u64>,
+    cpu: &dyn Fn() -> Option<Duration>,
 ) -> RunResult {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss();
+    let cpu_before = cpu();
     let (mut conns, _, elapsed, errors) = connect_all(target, count, concurrency).await;
+    let cpu_after = cpu();
     let opened = conns.len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss();
@@ -420,6 +423,12 @@ pub async fn idle(
         rss_after_kib: rss_after,
         kib_per_connection,
         handshakes_per_s: Some(opened as f64 / elapsed.as_secs_f64().max(1e-9)),
+        server_cpu_us_per_handshake: match (cpu_before, cpu_after) {
+            (Some(before), Some(after)) if opened > 0 => {
+                Some(after.saturating_sub(before).as_secs_f64() * 1e6 / opened as f64)
+            }
+            _ => None,
+        },
         still_open: Some(still_open),
         errors: (errors.len() + (opened - still_open)) as u64,
         error_samples: samples,

@@ -251,6 +251,11 @@ impl ServerProcess {
         rss_kib(self.pid)
     }
 
+    /// The server's CPU time so far (user + system, all threads), from `/proc/<pid>/stat`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.pid, *CLOCK_TICKS)
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and deletes its directory.
     pub async fn stop(mut self) {
         let _ = Command::new("kill")
@@ -274,6 +279,36 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     parse_vmrss(&status)
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux if that
+/// cannot be run).
+static CLOCK_TICKS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|ticks| *ticks > 0)
+        .unwrap_or(100)
+});
+
+/// The CPU time (user + system) of process `pid`, or `None` if it cannot be read.
+pub fn cpu_time(pid: u32, ticks_per_second: u64) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
+/// is in parentheses and may contain spaces: fields are counted after its closing one.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn parse_vmrss(status: &str) -> Option<u64> {
     status
         .lines()
@@ -294,6 +329,14 @@ mod tests {
         assert_eq!(parse_vmrss(status), Some(2048));
         assert_eq!(parse_vmrss("Name:\tx\n"), None);
         assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+    }
+
+    #[test]
+    fn cpu_ticks_are_fields_14_and_15_counted_after_the_command_name() {
+        let stat = "4242 (sealwire relay) S 1 4242 4242 0 -1 4194560 900 0 0 0 123 45 0 0 20 0 3";
+        assert_eq!(parse_cpu_ticks(stat), Some(168));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert_eq!(parse_cpu_ticks("1 (x) S 1 2"), None);
     }
 
     #[test]

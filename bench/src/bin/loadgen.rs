@@ -462,6 +462,7 @@ async fn idle(options: &ServerOptions, kind: ServerKind, args: &Args) -> RunResu
         args.connect_concurrency,
         Duration::from_secs_f64(args.idle_hold),
         &|| process.rss_kib(),
+        &|| process.cpu_time(),
     )
     .await;
     result.scenario = "idle".into();

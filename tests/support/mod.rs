@@ -198,11 +198,18 @@ pub async fn next_message(client: &mut Client) -> Incoming {
     message
 }
 
+/// Waits until `client` is connected and what it had to do on connecting is answered, its
+/// prekey upload included. `Event::Connected` comes before that upload: a peer that fetched the
+/// bundle right after it could find no prekeys yet (`SendFailed`), which loaded machines did.
 pub async fn connected(client: &mut Client) {
     wait_for(client, |event| {
         matches!(event, Event::Connected).then_some(())
     })
     .await;
+    tokio::time::timeout(WAIT, client.flush())
+        .await
+        .expect("timed out waiting for the prekey upload")
+        .unwrap();
 }
 
 pub fn text(message: &Incoming) -> String {

@@ -276,11 +276,7 @@ proptest! {
         splits in proptest::collection::vec(0..24usize, 0..3),
         now in now(),
     ) {
-        let pool = &fixture().envelopes;
-        let envelopes: Vec<Vec<u8>> = inputs.iter().map(|input| apply(input, pool)).collect();
-        let mut splits = splits;
-        splits.sort_unstable();
-        compare(&envelopes, &splits, now);
+        compare_inputs(&inputs, splits, now);
     }
 
     /// The same, with envelopes tampered at random bytes of every part, signatures swapped
@@ -292,12 +288,17 @@ proptest! {
         splits in proptest::collection::vec(0..24usize, 0..3),
         now in now(),
     ) {
-        let pool = &fixture().envelopes;
-        let envelopes: Vec<Vec<u8>> = inputs.iter().map(|input| apply(input, pool)).collect();
-        let mut splits = splits;
-        splits.sort_unstable();
-        compare(&envelopes, &splits, now);
+        compare_inputs(&inputs, splits, now);
     }
+}
+
+/// Builds the envelopes `inputs` describe and compares `open_batch` with `open` on them, cut
+/// into batches at `splits`.
+fn compare_inputs(inputs: &[Input], mut splits: Vec<usize>, now: Timestamp) {
+    let pool = &fixture().envelopes;
+    let envelopes: Vec<Vec<u8>> = inputs.iter().map(|input| apply(input, pool)).collect();
+    splits.sort_unstable();
+    compare(&envelopes, &splits, now);
 }
 
 /// `n` envelopes the receiver can open, from A (epoch 1), B (epoch 1) and A (epoch 2) in turn,

@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sealwire_transport::code::{CloseCode, ErrorCode};
 use sealwire_transport::frame::{
-    Accepted, Bundle, Delivery, FetchBundle, PrekeyStatus, PrekeyUpload, Send, ServerFrame,
+    Accepted, Ack, Bundle, Delivery, ErrorFrame, FetchBundle, PrekeyStatus, PrekeyUpload, Send,
+    ServerFrame, Subject,
 };
 use sealwire_transport::server::{
     AdmissionRefusal, Connection, HandshakeFailure, Refusal, Request, Service, Welcome,
     address_group,
 };
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, QuotaKind};
@@ -80,6 +82,8 @@ struct Inner<S> {
     fetch_buckets: Mutex<AddressBuckets>,
     /// Sampled log lines for limit hits.
     limit_log: LimitLog,
+    /// By connection id: the task committing that connection's last `ack` (see [`Inner::ack`]).
+    acks: Mutex<HashMap<u64, JoinHandle<()>>>,
 }
 
 impl<S: Store> Relay<S> {
@@ -94,6 +98,7 @@ impl<S: Store> Relay<S> {
                 buckets: Mutex::default(),
                 fetch_buckets: Mutex::default(),
                 limit_log: LimitLog::default(),
+                acks: Mutex::default(),
             }),
         }
     }
@@ -241,6 +246,44 @@ impl<S: Store> Inner<S> {
         Ok(())
     }
 
+    /// Applies an `ack` without holding up the connection: the request is done once the
+    /// store has it queued, and its commit runs in a task of its own. Acknowledgements are not
+    /// promised durable (an ack lost in a crash means a redelivery, relay-protocol 7.2), so the
+    /// connection's next request need not wait for an fsync. At most one ack per connection
+    /// is in the store at a time: a second waits for the first, which keeps a flood of acks
+    /// bounded by the commit rate like every other request.
+    async fn ack(self: &Arc<Self>, connection: &Connection, ack: Ack) -> Result<(), Refusal> {
+        let previous = self
+            .acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&connection.id());
+        if let Some(previous) = previous {
+            // The task never panics; a cancelled one (runtime shutdown) is done too.
+            let _ = previous.await;
+        }
+        let inner = self.clone();
+        let owner = connection.clone();
+        let commit = tokio::spawn(async move {
+            match inner.store.ack(owner.mailbox(), ack.deliveries).await {
+                Ok(removed) => inner.metrics.messages_acked(removed),
+                Err(error) => {
+                    if let Refusal::Error(code) = inner.refuse(&error) {
+                        let _ = owner.send(&ServerFrame::Error(ErrorFrame {
+                            code: code.to_u16(),
+                            subject: Subject::Ack,
+                        }));
+                    }
+                }
+            }
+        });
+        self.acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(connection.id(), commit);
+        Ok(())
+    }
+
     async fn upload(&self, connection: &Connection, upload: PrekeyUpload) -> Result<(), Refusal> {
         // Each upload is a commit, like a send: it draws on the same bucket.
         self.throttle(connection, &[(Limit::MessageRate, 1.0)])
@@ -379,15 +422,7 @@ impl<S: Store> Service for Relay<S> {
         let inner = &self.inner;
         match request {
             Request::Send(send) => inner.send(connection, send).await,
-            Request::Ack(ack) => {
-                let removed = inner
-                    .store
-                    .ack(connection.mailbox(), ack.deliveries)
-                    .await
-                    .map_err(|error| inner.refuse(&error))?;
-                inner.metrics.messages_acked(removed);
-                Ok(())
-            }
+            Request::Ack(ack) => inner.ack(connection, ack).await,
             Request::UploadPrekeys(upload) => inner.upload(connection, upload).await,
             Request::FetchBundle(fetch) => inner.fetch(connection, fetch).await,
             _ => Err(Refusal::Error(ErrorCode::BadRequest)),
@@ -433,6 +468,12 @@ impl<S: Store> Service for Relay<S> {
     async fn disconnected(&self, connection: &Connection, code: CloseCode) {
         let inner = &self.inner;
         inner.registry.detach(connection);
+        // A commit in progress finishes on its own.
+        inner
+            .acks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&connection.id());
         let opened = inner
             .buckets
             .lock()

@@ -1,0 +1,174 @@
+//! Acknowledgements over real WSS on 127.0.0.1: an `ack` does not hold up the connection's
+//! next request while its commit runs, and at most one ack per connection is in the store at a
+//! time (relay-protocol 3 and 7.2).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sealwire_core::{OneTimePrekey, PublicIdentity, SignedPrekey};
+use sealwire_relay::Result;
+use sealwire_relay::server::{Certificate, RelayServer};
+use sealwire_relay::store::{
+    Appended, Expired, MemoryStore, NewMessage, Quotas, Store, StoreStats, StoredMessage,
+    TakenBundle,
+};
+use sealwire_transport::client::Event;
+use sealwire_transport::frame::MailboxId;
+use support::*;
+use tokio::sync::{Notify, Semaphore};
+
+/// A memory store whose `ack` waits at a gate the test opens, counting the acks inside.
+struct GatedAcks {
+    inner: MemoryStore,
+    gate: Semaphore,
+    entered: Notify,
+    inside: AtomicUsize,
+    most_inside: AtomicUsize,
+}
+
+impl GatedAcks {
+    fn new() -> GatedAcks {
+        GatedAcks {
+            inner: MemoryStore::new(Quotas::default()),
+            gate: Semaphore::new(0),
+            entered: Notify::new(),
+            inside: AtomicUsize::new(0),
+            most_inside: AtomicUsize::new(0),
+        }
+    }
+
+    fn open(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+impl Store for GatedAcks {
+    async fn register(&self, mailbox: MailboxId) -> Result<()> {
+        self.inner.register(mailbox).await
+    }
+    async fn append(&self, message: NewMessage) -> Result<Appended> {
+        self.inner.append(message).await
+    }
+    async fn pending(
+        &self,
+        mailbox: MailboxId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        self.inner.pending(mailbox, after, limit).await
+    }
+    async fn ack(&self, mailbox: MailboxId, deliveries: Vec<u64>) -> Result<u64> {
+        let inside = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_inside.fetch_max(inside, Ordering::SeqCst);
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        let removed = self.inner.ack(mailbox, deliveries).await;
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        removed
+    }
+    async fn expire(&self, cutoff: u64) -> Result<Expired> {
+        self.inner.expire(cutoff).await
+    }
+    async fn put_prekeys(
+        &self,
+        mailbox: MailboxId,
+        identity: PublicIdentity,
+        signed_prekey: SignedPrekey,
+        one_time: Vec<OneTimePrekey>,
+    ) -> Result<u32> {
+        self.inner
+            .put_prekeys(mailbox, identity, signed_prekey, one_time)
+            .await
+    }
+    async fn take_bundle(&self, mailbox: MailboxId) -> Result<Option<TakenBundle>> {
+        self.inner.take_bundle(mailbox).await
+    }
+    async fn prekey_count(&self, mailbox: MailboxId) -> Result<u32> {
+        self.inner.prekey_count(mailbox).await
+    }
+    async fn stats(&self) -> Result<StoreStats> {
+        self.inner.stats().await
+    }
+    async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
+    }
+}
+
+fn accepted(event: Event) -> Option<()> {
+    matches!(event, Event::Accepted(_)).then_some(())
+}
+
+#[tokio::test]
+async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_store() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(GatedAcks::new());
+    let tls = pki.server.server_tls().unwrap();
+    let relay =
+        RelayServer::start_with_store(config(dir.path()), Certificate::Fixed(tls), store.clone())
+            .await
+            .unwrap();
+    let addr = relay.local_addr();
+    let mut alice = client(&pki, addr, identity());
+    let mut bob = client(&pki, addr, identity());
+    connected(&mut alice).await;
+    connected(&mut bob).await;
+    for payload in [b"one", b"two"] {
+        alice
+            .send(vec![bob.mailbox()], payload.to_vec())
+            .await
+            .unwrap();
+    }
+    let first = wait_for(&mut bob, delivered).await.delivery;
+    let second = wait_for(&mut bob, delivered).await.delivery;
+
+    // Bob's first ack is stuck in the store; his next request is handled all the same.
+    bob.ack(vec![first]).await.unwrap();
+    tokio::time::timeout(WAIT, store.entered.notified())
+        .await
+        .expect("the ack reaches the store");
+    bob.send(
+        vec![alice.mailbox()],
+        b"answered while the ack commits".to_vec(),
+    )
+    .await
+    .unwrap();
+    wait_for(&mut bob, accepted).await;
+
+    // A second ack waits for the first: the connection reads nothing more meanwhile.
+    bob.ack(vec![second]).await.unwrap();
+    bob.send(vec![alice.mailbox()], b"after the second ack".to_vec())
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), wait_for(&mut bob, accepted));
+    assert!(early.await.is_err(), "the send overtook a waiting ack");
+    assert_eq!(store.most_inside.load(Ordering::SeqCst), 1);
+
+    store.open();
+    wait_for(&mut bob, accepted).await;
+    assert_eq!(store.most_inside.load(Ordering::SeqCst), 1);
+    // Both acks are applied (the second one's commit may still be running: poll, bounded).
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = store
+            .inner
+            .pending(bob.mailbox(), 0, 10)
+            .await
+            .unwrap()
+            .len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "both acknowledged messages are removed");
+    assert_eq!(
+        wait_for(&mut alice, delivered).await.payload,
+        b"answered while the ack commits"
+    );
+    relay.shutdown().await;
+}

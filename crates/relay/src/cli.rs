@@ -201,16 +201,10 @@ pub async fn run(args: RelayArgs) -> ExitCode {
 /// binary's logging stays in place. [`run`] calls this; call it only when not using [`run`].
 pub fn init_logging(config: &Config) -> bool {
     use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env()
+    let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Whatever the operator asks for: the WebSocket library logs whole frames (payloads,
-    // `hello` with its token) at trace level, and the relay never logs envelope content.
-    for quiet in ["tungstenite=debug", "tokio_tungstenite=debug"] {
-        if let Ok(directive) = quiet.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
+    let filter = cap_websocket_logging(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -219,6 +213,23 @@ pub fn init_logging(config: &Config) -> bool {
         LogFormat::Text => builder.try_init(),
     };
     installed.is_ok()
+}
+
+/// Caps the WebSocket library at `debug` whatever is asked: at `trace` it logs whole frames
+/// (payloads, `hello` with its token), and the relay never logs envelope content. The cap is
+/// the more quiet of `debug` and the most verbose level asked for, so that it never turns on
+/// what the filter left off (at `warn`, the library's `debug` lines stay off).
+fn cap_websocket_logging(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    let asked = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let cap = asked.min(LevelFilter::DEBUG);
+    let mut filter = filter;
+    for library in ["tungstenite", "tokio_tungstenite"] {
+        if let Ok(directive) = format!("{library}={cap}").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 /// Runs a relay with `config` until SIGTERM or SIGINT (Ctrl-C off Unix), then shuts it down
@@ -303,6 +314,64 @@ mod tests {
     fn parse(argv: &[&str]) -> RelayArgs {
         let argv = std::iter::once("test-relay").chain(argv.iter().copied());
         TestCli::try_parse_from(argv).expect("parses").args
+    }
+
+    /// Whether `filter` lets an event of `target` at `level` through.
+    fn logs(filter: &str, target: &str, level: tracing::Level) -> bool {
+        use tracing_subscriber::layer::SubscriberExt;
+        let filter = cap_websocket_logging(tracing_subscriber::EnvFilter::new(filter));
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || probe(target, level_index(level)))
+    }
+
+    fn level_index(level: tracing::Level) -> u8 {
+        match level {
+            tracing::Level::TRACE => 0,
+            tracing::Level::DEBUG => 1,
+            tracing::Level::INFO => 2,
+            tracing::Level::WARN => 3,
+            tracing::Level::ERROR => 4,
+        }
+    }
+
+    /// `enabled!` needs a literal target: one arm per target the tests ask about.
+    fn probe(target: &str, level: u8) -> bool {
+        macro_rules! at {
+            ($target:literal) => {
+                match level {
+                    0 => tracing::enabled!(target: $target, tracing::Level::TRACE),
+                    1 => tracing::enabled!(target: $target, tracing::Level::DEBUG),
+                    2 => tracing::enabled!(target: $target, tracing::Level::INFO),
+                    3 => tracing::enabled!(target: $target, tracing::Level::WARN),
+                    _ => tracing::enabled!(target: $target, tracing::Level::ERROR),
+                }
+            };
+        }
+        match target {
+            "tungstenite::protocol" => at!("tungstenite::protocol"),
+            "tokio_tungstenite" => at!("tokio_tungstenite"),
+            _ => at!("sealwire_relay::relay"),
+        }
+    }
+
+    #[test]
+    fn the_websocket_library_is_capped_at_debug_and_never_louder_than_asked() {
+        use tracing::Level;
+        // At `warn` the library's debug lines (one per closing connection) stay off.
+        assert!(!logs("warn", "tungstenite::protocol", Level::DEBUG));
+        assert!(!logs("warn", "tokio_tungstenite", Level::INFO));
+        assert!(logs("warn", "tungstenite::protocol", Level::WARN));
+        // At `trace` it is capped at debug: frames (and tokens) are never logged.
+        assert!(logs("trace", "sealwire_relay::relay", Level::TRACE));
+        assert!(!logs("trace", "tungstenite::protocol", Level::TRACE));
+        assert!(logs("trace", "tungstenite::protocol", Level::DEBUG));
+        assert!(!logs(
+            "tungstenite=trace,info",
+            "tungstenite::protocol",
+            Level::TRACE
+        ));
+        assert!(logs("info", "sealwire_relay::relay", Level::INFO));
+        assert!(!logs("info", "sealwire_relay::relay", Level::DEBUG));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | `max_frame_size` | 96 KiB | close 1009 `message_too_big` |
 //! | `max_payload` | 70 KiB | error 2 `payload_too_large` (connection stays open) |
 //! | `max_recipients` | 450 | error 3 `too_many_recipients` |
-//! | `read_buffer_size` | 4 KiB | (memory per connection) |
+//! | `read_buffer_size` | 2 KiB | (memory per connection) |
 //! | `write_buffer_size` | 4 KiB | (memory per connection) |
 //! | `max_write_buffer_size` | 224 KiB | connection dropped, reported as 4005 `slow_consumer` |
 //! | `outbound_queue` | 256 frames | close 4005 `slow_consumer` (reads pause at half full) |
@@ -44,7 +44,11 @@ pub struct Limits {
     pub max_payload: usize,
     /// Most recipients of one `send`.
     pub max_recipients: usize,
-    /// Initial read buffer per connection.
+    /// Read buffer per connection: how much the WebSocket layer reads at a time. It is held
+    /// for the connection's life, so it is most of what an idle connection costs beside the
+    /// TLS layer's own buffer; the TLS layer already buffers whole records, so a small one
+    /// costs only extra in-memory copies for large messages (2 KiB saved about 2 KiB of RSS
+    /// per idle connection against 4 KiB, BENCHMARKS.md).
     pub read_buffer_size: usize,
     /// Bytes buffered before a write is issued.
     pub write_buffer_size: usize,
@@ -71,7 +75,7 @@ impl Default for Limits {
             max_frame_size: 96 * 1024,
             max_payload: 70 * 1024,
             max_recipients: 450,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 2 * 1024,
             write_buffer_size: 4 * 1024,
             max_write_buffer_size: 224 * 1024,
             outbound_queue: 256,
@@ -151,7 +155,7 @@ mod tests {
         let limits = Limits::default();
         limits.validate().unwrap();
         assert!(limits.max_payload >= sealwire_core::MAX_ENVELOPE_LEN + 64);
-        assert!(limits.read_buffer_size <= 4096);
+        assert!(limits.read_buffer_size <= 2048);
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //! derived from the same message secret as the AES key, it commits the envelope to that key,
 //! which AES-GCM alone does not (see the spec, "Why an HMAC tag as well as GCM").
 
+use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::aes::Aes256Enc;
+use aes_gcm::{AesGcm, Nonce, Tag};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -47,6 +49,11 @@ const GCM_TAG_LEN: usize = 16;
 /// (3 bytes fixed + 16 session id + 3 × 5 varints + 11 previous + 32 ratchet key, then
 /// 32 base key + 5 + 6 prekey ids + 144 sealed identity).
 const MAX_HEADER_LEN: usize = 264;
+
+/// AES-256-GCM with 96-bit nonces (the same cipher as `aes_gcm::Aes256Gcm`), over the
+/// encrypt-only AES-256 key schedule: GCM only ever runs AES forwards (CTR mode and the GHASH
+/// key), so the decryption round keys `Aes256Gcm` also derives are wasted on a per-message key.
+type MessageCipher = AesGcm<Aes256Enc, U12>;
 
 /// What the envelope is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +99,11 @@ pub(crate) struct SetupHeader {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum HeaderBody {
-    /// kind 0
+    /// kind 0 (the setup data is boxed: it is large, and only initial messages carry it, so
+    /// the common header stays small to move around)
     Initial {
         message: MessageHeader,
-        setup: SetupHeader,
+        setup: Box<SetupHeader>,
     },
     /// kind 1
     Message { message: MessageHeader },
@@ -117,7 +125,7 @@ impl WireHeader {
 
     pub(crate) fn setup(&self) -> Option<&SetupHeader> {
         match &self.body {
-            HeaderBody::Initial { setup, .. } => Some(setup),
+            HeaderBody::Initial { setup, .. } => Some(setup.as_ref()),
             HeaderBody::Message { .. } => None,
         }
     }
@@ -238,16 +246,30 @@ fn aad(
     Ok(len)
 }
 
-/// Seals `plaintext` under `keys` into a complete envelope.
+/// Seals `plaintext` under `keys` into a complete envelope, whose header is made of `message`
+/// and, for an initial message, `setup`.
 pub(crate) fn seal(
-    header: &WireHeader,
+    message: MessageHeader,
+    setup: Option<&SetupHeader>,
     keys: &MessageKeys,
     session_ad: &[u8; 32],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
     let ciphertext_len = padding::padded_len(plaintext.len().min(MAX_PLAINTEXT_LEN)) + GCM_TAG_LEN;
+    let body = match setup {
+        Some(setup) => HeaderBody::Initial {
+            message,
+            setup: Box::new(setup.clone()),
+        },
+        None => HeaderBody::Message { message },
+    };
+    let header = WireHeader {
+        version: PROTOCOL_VERSION,
+        suite: SUITE_V1,
+        body,
+    };
     let out = Vec::with_capacity(MAX_HEADER_LEN + 3 + ciphertext_len + MAC_LEN);
-    let out = postcard::to_extend(header, out).map_err(|_| Error::Malformed("envelope header"))?;
+    let out = postcard::to_extend(&header, out).map_err(|_| Error::Malformed("envelope header"))?;
     seal_after_header(out, keys, session_ad, plaintext)
 }
 
@@ -274,7 +296,7 @@ pub(crate) fn seal_after_header(
     out.extend_from_slice(plaintext);
     padding::pad_in_place(&mut out, start);
 
-    let cipher = Aes256Gcm::new(&keys.aes_key.into());
+    let cipher = MessageCipher::new(&keys.aes_key.into());
     let nonce = Nonce::from(keys.nonce);
     let gcm_tag = cipher
         .encrypt_inout_detached(&nonce, &aad_buf[..aad_len], (&mut out[start..]).into())
@@ -335,7 +357,7 @@ pub(crate) fn decrypt(
     let split = ciphertext.len() - GCM_TAG_LEN;
     let mut buf = ciphertext[..split].to_vec();
     let gcm_tag = Tag::try_from(&ciphertext[split..]).map_err(|_| Error::DecryptFailed)?;
-    let cipher = Aes256Gcm::new(&keys.aes_key.into());
+    let cipher = MessageCipher::new(&keys.aes_key.into());
     let nonce = Nonce::from(keys.nonce);
     let mut aad_buf = [0u8; MAX_HEADER_LEN + 32];
     let aad_len = aad(header_bytes, session_ad, &mut aad_buf)?;
@@ -432,12 +454,12 @@ mod tests {
             suite: SUITE_V1,
             body: HeaderBody::Initial {
                 message,
-                setup: SetupHeader {
+                setup: Box::new(SetupHeader {
                     base_key: [0xCC; 32],
                     signed_prekey_id: u32::MAX,
                     one_time_prekey_id: Some(u32::MAX),
                     sealed_identity: [0xDD; SEALED_IDENTITY_LEN],
-                },
+                }),
             },
         };
         assert_eq!(encode_header(&header).unwrap().len(), MAX_HEADER_LEN);

@@ -120,9 +120,9 @@ pub(crate) fn epoch_keys(
     (Secret32::take(&mut root), Secret32::take(&mut chain))
 }
 
-/// One step of a symmetric chain: the message key for this position and the next chain key.
-pub(crate) fn chain_step(chain_key: &Secret32) -> (Secret32, Secret32) {
-    let keyed = match <HmacSha256 as KeyInit>::new_from_slice(chain_key.expose()) {
+/// The two HMACs of a chain step, keyed once: `(message key, next chain key)`.
+fn chain_step_bytes(chain_key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+    let keyed = match <HmacSha256 as KeyInit>::new_from_slice(chain_key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
@@ -130,9 +130,27 @@ pub(crate) fn chain_step(chain_key: &Secret32) -> (Secret32, Secret32) {
     message.update(&[CHAIN_MESSAGE_BYTE]);
     let mut next = keyed;
     next.update(&[CHAIN_NEXT_BYTE]);
-    let mut mk: [u8; 32] = message.finalize().into_bytes().into();
-    let mut ck: [u8; 32] = next.finalize().into_bytes().into();
+    (
+        message.finalize().into_bytes().into(),
+        next.finalize().into_bytes().into(),
+    )
+}
+
+/// One step of a symmetric chain: the message key for this position and the next chain key.
+pub(crate) fn chain_step(chain_key: &Secret32) -> (Secret32, Secret32) {
+    let (mut mk, mut ck) = chain_step_bytes(chain_key.expose());
     (Secret32::take(&mut mk), Secret32::take(&mut ck))
+}
+
+/// [`chain_step`] in place, for a chain that only moves forward (the sending chain): the chain
+/// key is overwritten with the next one (no new allocation), and the message key is written to
+/// `message_key`.
+pub(crate) fn chain_step_in_place(chain_key: &mut Secret32, message_key: &mut Zeroizing<[u8; 32]>) {
+    let (mut mk, mut ck) = chain_step_bytes(chain_key.expose());
+    message_key.copy_from_slice(&mk);
+    chain_key.expose_mut().copy_from_slice(&ck);
+    mk.zeroize();
+    ck.zeroize();
 }
 
 /// The per-message keys expanded from a message key.
@@ -145,16 +163,21 @@ pub(crate) struct MessageKeys {
 
 /// The per-message keys of a pairwise message.
 pub(crate) fn message_keys(message_key: &Secret32) -> MessageKeys {
+    message_keys_with(message_key.expose(), LABEL_MESSAGE)
+}
+
+/// [`message_keys`] from a message key held in a local buffer (see [`chain_step_in_place`]).
+pub(crate) fn message_keys_from_bytes(message_key: &[u8; 32]) -> MessageKeys {
     message_keys_with(message_key, LABEL_MESSAGE)
 }
 
 /// The per-message keys of a group message (same construction, its own label).
 pub(crate) fn group_message_keys(message_key: &Secret32) -> MessageKeys {
-    message_keys_with(message_key, LABEL_GROUP_MESSAGE)
+    message_keys_with(message_key.expose(), LABEL_GROUP_MESSAGE)
 }
 
-fn message_keys_with(message_key: &Secret32, label: &[u8]) -> MessageKeys {
-    let hk = match Hkdf::<Sha256>::from_prk(message_key.expose()) {
+fn message_keys_with(message_key: &[u8; 32], label: &[u8]) -> MessageKeys {
+    let hk = match Hkdf::<Sha256>::from_prk(message_key) {
         Ok(hk) => hk,
         Err(_) => unreachable!("a 32-byte PRK is valid for HKDF-SHA256"),
     };
@@ -204,4 +227,29 @@ pub(crate) fn hmac_verify(key: &[u8; 32], parts: &[&[u8]], tag: &[u8; 32]) -> bo
         mac.update(part);
     }
     mac.verify_slice(tag).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_step_in_place_matches_chain_step() {
+        let mut chain = Secret32::take(&mut [0x42; 32]);
+        for _ in 0..3 {
+            let (message, next) = chain_step(&chain);
+            let mut message_key = Zeroizing::new([0u8; 32]);
+            chain_step_in_place(&mut chain, &mut message_key);
+            assert_eq!(&*message_key, message.expose());
+            assert_eq!(chain.expose(), next.expose());
+            let (a, b) = (
+                message_keys(&message),
+                message_keys_from_bytes(&message_key),
+            );
+            assert_eq!(
+                (a.aes_key, a.mac_key, a.nonce),
+                (b.aes_key, b.mac_key, b.nonce)
+            );
+        }
+    }
 }

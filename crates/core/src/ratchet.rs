@@ -6,12 +6,13 @@
 //! [`Ratchet::commit`] apply the change.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::config::SessionConfig;
 use crate::envelope::{MessageHeader, Previous};
 use crate::epoch::{ChildAdvance, ChildSeeds, OwnEpoch, PeerLatest, ReceivingEpoch, Sending};
 use crate::error::{Error, Result};
-use crate::kdf;
+use crate::kdf::{self, MessageKeys};
 use crate::replay::{Lookup, SkippedKeys};
 use crate::secret::{DhKeyPair, Secret32};
 use crate::time::Timestamp;
@@ -48,6 +49,11 @@ pub(crate) struct Ratchet {
     /// The newest own epoch the peer has named as a parent, if any.
     pub(crate) acknowledged: Option<u32>,
     pub(crate) skipped: SkippedKeys,
+    /// [`Ratchet::prune`] is known to have nothing to do before this time, as long as nothing
+    /// it looks at changes: set by a full prune, cleared by every change that could give it
+    /// work. A cache, not state: never serialized (a restored ratchet starts without it).
+    #[serde(skip)]
+    pub(crate) quiet_until: Option<Timestamp>,
 }
 
 /// What opening one message will change, computed before authentication.
@@ -77,13 +83,14 @@ enum Change {
 /// the chain key after it.
 fn walk_chain(chain: &Secret32, from: u32, to: u32) -> (Vec<(u32, Secret32)>, Secret32, Secret32) {
     let mut skipped = Vec::with_capacity((to - from) as usize);
-    let mut chain = chain.clone();
+    // The chain is borrowed until it first steps (no copy for the in-order message).
+    let mut stepped: Option<Secret32> = None;
     for counter in from..to {
-        let (key, next) = kdf::chain_step(&chain);
+        let (key, next) = kdf::chain_step(stepped.as_ref().unwrap_or(chain));
         skipped.push((counter, key));
-        chain = next;
+        stepped = Some(next);
     }
-    let (key, next) = kdf::chain_step(&chain);
+    let (key, next) = kdf::chain_step(stepped.as_ref().unwrap_or(chain));
     (skipped, key, next)
 }
 
@@ -141,6 +148,7 @@ impl Ratchet {
         let (root, chain) = kdf::epoch_keys(&salt, &dh, number, peer.number);
         let parent = peer.number;
 
+        self.quiet_until = None;
         if let Some(peer) = self.peer.as_mut() {
             peer.children.apply(advance, now);
         }
@@ -168,9 +176,10 @@ impl Ratchet {
         Ok(())
     }
 
-    /// Takes the next message key of the current sending epoch, with the header fields that
-    /// locate it.
-    pub(crate) fn next_message_key(&mut self) -> Result<(Secret32, SendPosition)> {
+    /// Takes the next message's keys in the current sending epoch, with the header fields that
+    /// locate it. The chain key moves forward in place; the message key never leaves this
+    /// function (a zeroized local).
+    pub(crate) fn next_message_keys(&mut self) -> Result<(MessageKeys, SendPosition)> {
         let sending = self
             .sending
             .as_mut()
@@ -184,7 +193,9 @@ impl Ratchet {
             .find(|o| o.number == sending.epoch)
             .map(|o| *o.key.public())
             .ok_or(Error::InvalidState("sending epoch has no key"))?;
-        let (key, next_chain) = kdf::chain_step(&sending.chain);
+        let mut message_key = Zeroizing::new([0u8; 32]);
+        kdf::chain_step_in_place(&mut sending.chain, &mut message_key);
+        let keys = kdf::message_keys_from_bytes(&message_key);
         let position = SendPosition {
             epoch: sending.epoch,
             parent: sending.parent,
@@ -192,9 +203,8 @@ impl Ratchet {
             previous: sending.previous,
             ratchet_key,
         };
-        sending.chain = next_chain;
         sending.next += 1;
-        Ok((key, position))
+        Ok((keys, position))
     }
 
     /// Works out the key for an incoming message and the state change that opening it implies.
@@ -304,6 +314,11 @@ impl Ratchet {
             change,
             ..
         } = resolution;
+        // An in-order message of an open epoch only moves its chain forward, which gives
+        // `prune` nothing to do; any other change may.
+        if !matches!(&change, Change::Advance { skipped, .. } if skipped.is_empty()) {
+            self.quiet_until = None;
+        }
         match change {
             Change::UseSkipped => self.skipped.remove(epoch, counter),
             Change::Advance {
@@ -366,6 +381,7 @@ impl Ratchet {
         let Some(chain) = record.chain.take() else {
             return;
         };
+        self.quiet_until = None;
         let end = previous
             .length
             .min(record.next.saturating_add(config.max_forward_jump));
@@ -406,7 +422,58 @@ impl Ratchet {
     }
 
     /// Enforces every bound and grace period. Called after each successful seal or open.
+    ///
+    /// O(1) when a previous full prune showed there is nothing to do until a later time and
+    /// nothing has changed since (the common case: in-order messages in steady state).
     pub(crate) fn prune(&mut self, config: &SessionConfig, now: Timestamp) {
+        if self.quiet_until.is_some_and(|until| now < until) {
+            #[cfg(debug_assertions)]
+            self.debug_check_quiet(config, now);
+            return;
+        }
+        self.prune_all(config, now);
+        self.quiet_until = Some(self.next_deadline(config.grace_secs));
+    }
+
+    /// Forgets that `prune` has nothing to do (after a configuration change).
+    pub(crate) fn invalidate_prune(&mut self) {
+        self.quiet_until = None;
+    }
+
+    /// Debug builds: checks that skipping `prune` was right (a full prune changes nothing).
+    #[cfg(debug_assertions)]
+    fn debug_check_quiet(&self, config: &SessionConfig, now: Timestamp) {
+        let mut pruned = self.clone();
+        pruned.prune_all(config, now);
+        debug_assert!(
+            Zeroizing::new(crate::state::encode(&pruned))
+                == Zeroizing::new(crate::state::encode(self)),
+            "a skipped prune would have changed the ratchet"
+        );
+    }
+
+    /// The earliest time at which some element the grace period applies to expires. Until
+    /// then, after a full prune and with no change, `prune_all` is a no-op: every count bound
+    /// holds, and the time conditions (`now - t >= grace`) are all false.
+    fn next_deadline(&self, grace: u64) -> Timestamp {
+        let expiry = |t: Timestamp| t.plus_secs(grace);
+        let skipped = self.skipped.oldest_stored_at().map(expiry);
+        let receiving = self.receiving.iter().map(|r| expiry(r.created_at));
+        let superseded = self.own.iter().filter_map(|o| o.superseded_at.map(expiry));
+        let children = self
+            .own
+            .iter()
+            .flat_map(|o| o.children.skipped.iter().map(|c| expiry(c.stored_at)));
+        skipped
+            .into_iter()
+            .chain(receiving)
+            .chain(superseded)
+            .chain(children)
+            .min()
+            .unwrap_or(Timestamp::from_unix_secs(u64::MAX))
+    }
+
+    fn prune_all(&mut self, config: &SessionConfig, now: Timestamp) {
         let grace = config.grace_secs;
         let expired = self.skipped.prune_expired(now, grace);
         self.note_discarded(&expired);

@@ -164,6 +164,13 @@ impl SkippedKeys {
         evicted
     }
 
+    /// When the key [`Self::prune_expired`] looks at first (the oldest inserted) was stored: it
+    /// removes nothing while that key is within the grace period.
+    pub(crate) fn oldest_stored_at(&self) -> Option<Timestamp> {
+        let (_, id) = self.order.iter().next()?;
+        self.entries.get(id).map(|s| s.stored_at)
+    }
+
     /// Removes keys whose grace period has passed. Returns every evicted `(epoch, counter)`.
     pub(crate) fn prune_expired(&mut self, now: Timestamp, grace: u64) -> Vec<(u32, u32)> {
         let expired: Vec<(u32, u32)> = self

@@ -31,6 +31,11 @@ impl Secret32 {
     pub(crate) fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Mutable access, to overwrite the secret in place (no new allocation, no stray copy).
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8; 32] {
+        &mut self.0
+    }
 }
 
 impl core::fmt::Debug for Secret32 {

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::SessionConfig;
-use crate::envelope::{self, EnvelopeKind, HeaderBody, MessageHeader, SetupHeader, WireHeader};
+use crate::envelope::{self, EnvelopeKind, MessageHeader, SetupHeader};
 use crate::epoch::{ChildSeeds, OwnEpoch, PeerLatest};
 use crate::error::{Error, Result};
 use crate::handshake;
@@ -117,6 +117,7 @@ impl Session {
             receiving: Vec::new(),
             acknowledged: None,
             skipped: SkippedKeys::default(),
+            quiet_until: None,
         };
         // Epoch 1 uses the setup's base key as its ratchet key.
         ratchet.start_epoch(Some(setup.base_key), rng, now)?;
@@ -157,6 +158,7 @@ impl Session {
             receiving: Vec::new(),
             acknowledged: None,
             skipped: SkippedKeys::default(),
+            quiet_until: None,
         };
         Session {
             state: SessionState {
@@ -195,7 +197,7 @@ impl Session {
         if state.ratchet.needs_new_epoch(&state.config, now) {
             state.ratchet.start_epoch(None, rng, now)?;
         }
-        let (message_key, position) = state.ratchet.next_message_key()?;
+        let (keys, position) = state.ratchet.next_message_keys()?;
         let message = MessageHeader {
             session_id: state.session_id,
             epoch: position.epoch,
@@ -204,22 +206,11 @@ impl Session {
             previous: position.previous,
             ratchet_key: position.ratchet_key,
         };
-        let body = match &state.setup {
-            SetupRecord::Initiator {
-                pending: Some(setup),
-            } => HeaderBody::Initial {
-                message,
-                setup: setup.clone(),
-            },
-            _ => HeaderBody::Message { message },
+        let setup = match &state.setup {
+            SetupRecord::Initiator { pending } => pending.as_ref(),
+            SetupRecord::Responder { .. } => None,
         };
-        let header = WireHeader {
-            version: envelope::PROTOCOL_VERSION,
-            suite: envelope::SUITE_V1,
-            body,
-        };
-        let keys = kdf::message_keys(&message_key);
-        let sealed = envelope::seal(&header, &keys, &state.session_ad, plaintext)?;
+        let sealed = envelope::seal(message, setup, &keys, &state.session_ad, plaintext)?;
         state.ratchet.prune(&state.config, now);
         Ok(sealed)
     }
@@ -323,6 +314,7 @@ impl Session {
     pub fn set_config(&mut self, config: SessionConfig) -> Result<()> {
         config.validate()?;
         self.state.config = config;
+        self.state.ratchet.invalidate_prune();
         Ok(())
     }
 

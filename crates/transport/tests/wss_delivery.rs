@@ -225,3 +225,64 @@ async fn graceful_shutdown_closes_with_going_away_and_a_second_connection_replac
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_sends_and_acks_arrives_complete_and_in_order() {
+    let pki = Pki::new();
+    let relay = MemoryRelay::new();
+    let server = serve(pki.server_config(), relay.clone(), None).await;
+    let mut alice = Client::start(client_config(&pki, server.local_addr()), identity()).unwrap();
+    let mut bob = Client::start(client_config(&pki, server.local_addr()), identity()).unwrap();
+    connected(&mut alice).await;
+    connected(&mut bob).await;
+
+    // Queued without waiting for acceptance, so that the client writes them in batches.
+    const COUNT: u32 = 300;
+    let requester = alice.requester();
+    let to = bob.mailbox();
+    let sending = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for n in 0..COUNT {
+            ids.push(
+                requester
+                    .send(vec![to], n.to_be_bytes().to_vec())
+                    .await
+                    .unwrap(),
+            );
+        }
+        ids
+    });
+    let mut accepted = Vec::new();
+    while accepted.len() < COUNT as usize {
+        if let Event::Accepted(id) = next_event(&mut alice).await {
+            accepted.push(id);
+        }
+    }
+    assert_eq!(
+        accepted,
+        sending.await.unwrap(),
+        "accepted in the order sent"
+    );
+
+    // Bob acknowledges each delivery at once; the acks queue up behind each other.
+    for n in 0..COUNT {
+        let delivery = wait_for(&mut bob, delivered).await;
+        assert_eq!(
+            delivery.payload,
+            n.to_be_bytes(),
+            "delivered in the order sent"
+        );
+        bob.ack(vec![delivery.delivery]).await.unwrap();
+    }
+    // The relay handles one connection's requests in order: once this is answered, every
+    // ack before it was applied.
+    assert!(matches!(
+        bob.fetch_bundle(bob.mailbox()).await,
+        Err(Error::Refused {
+            code: ErrorCode::NoBundle
+        })
+    ));
+    assert_eq!(relay.stored(bob.mailbox()), 0, "every ack arrived");
+    assert_eq!(relay.accepted_sends(), COUNT as usize);
+    server.shutdown().await;
+}

@@ -1,23 +1,32 @@
 //! The client's connection task: connect, resend what is outstanding, relay frames and
-//! commands, reconnect with backoff.
+//! commands (written in batches, one flush each: [`Batch`]), reconnect with backoff.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use sealwire_core::IdentityKeyPair;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::connect::{self, Socket, Target};
+use super::writer::Writer;
 use super::{ClientConfig, Command, Event, MAX_EXPIRED_TOKEN_RETRIES, TokenSource};
 use crate::code::{CloseCode, ErrorCode};
 use crate::error::{Error, Result};
 use crate::frame::{
-    self, Ack, ClientFrame, FetchBundle, MailboxId, MessageId, PrekeyStatus, PrekeyUpload, Send,
+    self, ClientFrame, FetchBundle, MailboxId, MessageId, PrekeyStatus, PrekeyUpload, Send,
     ServerFrame, Subject,
 };
+use crate::limits::Limits;
+
+/// Most commands written in one batch (one flush).
+const BATCH_COMMANDS: usize = 64;
+
+/// A batch takes no further command once its sends reach this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// A send waiting for the relay's acceptance, encoded once and resent as is.
 pub(crate) struct PendingSend {
@@ -113,6 +122,7 @@ impl State {
 }
 
 /// How a connected session ended.
+#[derive(Debug)]
 enum Exit {
     /// The application closed the client.
     Closed,
@@ -151,7 +161,7 @@ pub(crate) async fn run(
                 if events.send(Event::Connected(ready)).await.is_err() {
                     return;
                 }
-                match session(&mut ws, &config, &mut state, &mut commands, &events).await {
+                match session(&mut ws, &config.limits, &mut state, &mut commands, &events).await {
                     Exit::Closed => {
                         let frame = CloseFrame {
                             code: CloseCode::NORMAL.0.into(),
@@ -241,17 +251,20 @@ fn is_fatal(error: &Error, config: &ClientConfig, expired_tokens: u32) -> bool {
 /// One connected session: resend what is outstanding, then relay until it ends.
 async fn session(
     ws: &mut Socket,
-    config: &ClientConfig,
+    limits: &Limits,
     state: &mut State,
     commands: &mut mpsc::Receiver<Command>,
     events: &mpsc::Sender<Event>,
 ) -> Exit {
-    let limits = &config.limits;
-    let mut writer = Writer { ws, limits };
+    let mut writer = Writer::new(ws, limits);
     if let Err(error) = resume(&mut writer, state).await {
         return Exit::Failed(error);
     }
     let mut last_received = Instant::now();
+    // One timer for the whole session, moved on only when it fires (not re-armed per frame).
+    let idle = sleep_until(last_received + limits.idle_timeout);
+    tokio::pin!(idle);
+    let mut batch = Batch::default();
     loop {
         tokio::select! {
             incoming = writer.ws.next() => {
@@ -274,51 +287,132 @@ async fn session(
                 }
             }
             command = commands.recv() => {
-                let result = match command {
-                    Some(Command::Send(send)) => {
-                        let frame = send.frame.clone();
-                        state.pending.push_back(send);
-                        writer.write_bytes(frame).await
-                    }
-                    Some(Command::Ack(deliveries)) => {
-                        writer.write(&ClientFrame::Ack(Ack { deliveries })).await
-                    }
-                    Some(Command::Fetch(mailbox, reply)) => {
-                        let id = state.add_request(Outstanding::Fetch(mailbox, reply));
-                        writer.write_request(state, id).await
-                    }
-                    Some(Command::Upload(upload, reply)) => {
-                        let id = state.add_request(Outstanding::Upload(upload, reply));
-                        writer.write_request(state, id).await
-                    }
-                    Some(Command::Close) | None => return Exit::Closed,
-                };
-                if let Err(error) = result {
+                let Some(first) = command else { return Exit::Closed };
+                let close = batch.take(first, commands, state);
+                if let Err(error) = batch.write(&mut writer, state).await {
+                    // Acks are idempotent: those of a failed batch go again after the reconnect.
+                    state.acks.append(&mut batch.acks);
                     return Exit::Failed(error);
                 }
+                if close {
+                    return Exit::Closed;
+                }
             }
-            () = sleep_until(last_received + limits.idle_timeout) => {
+            () = &mut idle => {
+                let deadline = last_received + limits.idle_timeout;
+                if Instant::now() < deadline {
+                    idle.as_mut().reset(deadline);
+                    continue;
+                }
                 return Exit::Failed(Error::Timeout { what: "idle connection", after: limits.idle_timeout });
             }
         }
     }
 }
 
+/// One write to the relay: the frames of the commands taken together, in queue order, except
+/// that the delivery ids of all the batch's acks go out together where its first ack was.
+enum Item {
+    /// An encoded `send` (also in `State::pending`).
+    Send(Bytes),
+    /// The request with this id (in `State::requests`).
+    Request(u32),
+    /// The `ack` frames of [`Batch::acks`].
+    Acks,
+}
+
+/// Commands taken from the queue at once, written with one flush. Sends keep their order
+/// (the relay stores them in the order received), and so do requests; an ack is never written
+/// later than it would be alone, but acks queued later in the batch join the first one and so
+/// may overtake sends and requests queued between them (acks and sends are independent).
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    acks: Vec<u64>,
+}
+
+impl Batch {
+    /// Takes `first` and what is already queued behind it, at most [`BATCH_COMMANDS`] commands
+    /// and no further command once the sends reach [`BATCH_BYTES`]; records sends in
+    /// `pending` and requests in `requests` before anything is written, so that a failed
+    /// write leads to a resend after the reconnect. Returns whether the batch ends with
+    /// [`Command::Close`] (or every sender is gone): the session ends once it is written.
+    fn take(
+        &mut self,
+        first: Command,
+        commands: &mut mpsc::Receiver<Command>,
+        state: &mut State,
+    ) -> bool {
+        self.items.clear();
+        self.acks.clear();
+        let (mut taken, mut bytes, mut acks_placed) = (0usize, 0usize, false);
+        let mut command = first;
+        loop {
+            match command {
+                Command::Send(send) => {
+                    bytes = bytes.saturating_add(send.frame.len());
+                    self.items.push(Item::Send(send.frame.clone()));
+                    state.pending.push_back(send);
+                }
+                Command::Ack(deliveries) => {
+                    if !acks_placed {
+                        acks_placed = true;
+                        self.items.push(Item::Acks);
+                    }
+                    self.acks.extend(deliveries);
+                }
+                Command::Fetch(mailbox, reply) => {
+                    let id = state.add_request(Outstanding::Fetch(mailbox, reply));
+                    self.items.push(Item::Request(id));
+                }
+                Command::Upload(upload, reply) => {
+                    let id = state.add_request(Outstanding::Upload(upload, reply));
+                    self.items.push(Item::Request(id));
+                }
+                Command::Close => return true,
+            }
+            taken += 1;
+            if taken >= BATCH_COMMANDS || bytes >= BATCH_BYTES {
+                return false;
+            }
+            command = match commands.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            };
+        }
+    }
+
+    /// Feeds the batch's frames in order, then flushes once.
+    async fn write(&self, writer: &mut Writer<'_>, state: &State) -> Result<()> {
+        for item in &self.items {
+            match item {
+                Item::Send(frame) => writer.feed(frame.clone()).await?,
+                Item::Request(id) => {
+                    if let Some(request) = state.requests.get(id) {
+                        writer.feed_frame(&request.frame(*id)).await?;
+                    }
+                }
+                Item::Acks => writer.feed_acks(&self.acks).await?,
+            }
+        }
+        writer.flush().await
+    }
+}
+
 /// After a (re)connect: sends not yet accepted (same ids, in order), acks not yet written,
-/// requests not yet answered.
+/// requests not yet answered; one flush.
 async fn resume(writer: &mut Writer<'_>, state: &mut State) -> Result<()> {
     for send in &state.pending {
-        writer.write_bytes(send.frame.clone()).await?;
+        writer.feed(send.frame.clone()).await?;
     }
-    if !state.acks.is_empty() {
-        let deliveries = state.acks.clone();
-        writer.write(&ClientFrame::Ack(Ack { deliveries })).await?;
-        state.acks.clear();
-    }
+    writer.feed_acks(&state.acks).await?;
     state.requests.retain(|_, request| !request.abandoned());
     for (id, request) in &state.requests {
-        writer.write(&request.frame(*id)).await?;
+        writer.feed_frame(&request.frame(*id)).await?;
     }
+    writer.flush().await?;
+    state.acks.clear();
     Ok(())
 }
 
@@ -384,35 +478,5 @@ async fn dispatch(
     Ok(())
 }
 
-struct Writer<'a> {
-    ws: &'a mut Socket,
-    limits: &'a crate::limits::Limits,
-}
-
-impl Writer<'_> {
-    async fn write(&mut self, frame: &ClientFrame) -> Result<()> {
-        self.write_bytes(frame::encode(frame)?.into()).await
-    }
-
-    async fn write_request(&mut self, state: &State, id: u32) -> Result<()> {
-        match state.requests.get(&id) {
-            Some(request) => self.write(&request.frame(id)).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn write_bytes(&mut self, bytes: Bytes) -> Result<()> {
-        match timeout(
-            self.limits.write_timeout,
-            self.ws.send(Message::Binary(bytes)),
-        )
-        .await
-        {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Error::Timeout {
-                what: "write",
-                after: self.limits.write_timeout,
-            }),
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

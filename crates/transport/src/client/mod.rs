@@ -16,6 +16,7 @@
 mod backoff;
 mod connect;
 mod driver;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;

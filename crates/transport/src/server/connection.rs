@@ -15,13 +15,14 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
-use super::service::{Connection, HandshakeFailure, Refusal, Request, Service};
+use super::request::handle;
+use super::service::{Connection, HandshakeFailure, Refusal, Service};
 use super::upgrade;
 use super::{Security, Shared};
 use crate::auth::{ChannelBinding, ServerAuth};
-use crate::code::{CloseCode, ErrorCode};
+use crate::code::CloseCode;
 use crate::error::Error;
-use crate::frame::{self, ClientFrame, ErrorFrame, Ready, ServerFrame, Subject};
+use crate::frame::{self, Ready, ServerFrame};
 use crate::limits::Limits;
 
 /// Close code recorded when the peer vanished without a close frame (RFC 6455's 1006).
@@ -320,8 +321,13 @@ where
                 };
                 match message {
                     Message::Binary(bytes) => {
-                        if let Err(code) = Box::pin(handle(connection, &bytes, shared)).await {
+                        let (handled, written) =
+                            handle_while_writing(ws, connection, &bytes, queue, shared).await;
+                        if let Err(code) = handled {
                             return Close(code);
+                        }
+                        if let Err(ended) = written {
+                            return ended;
                         }
                     }
                     Message::Text(_) => return Close(CloseCode::UNSUPPORTED_DATA),
@@ -333,21 +339,8 @@ where
                 }
             }
             frame = queue.recv() => {
-                let Some(frame) = frame else { return Close(CloseCode::INTERNAL_ERROR) };
-                // What is already queued goes out with it, in one flush: a burst of answers and
-                // deliveries costs one socket write (and few TLS records), not one per frame.
-                let write = async {
-                    ws.feed(Message::Binary(frame)).await?;
-                    for _ in 1..WRITE_BATCH {
-                        let Ok(frame) = queue.try_recv() else { break };
-                        ws.feed(Message::Binary(frame)).await?;
-                    }
-                    ws.flush().await
-                };
-                match timeout(limits.write_timeout, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => return Close(CloseCode::SLOW_CONSUMER),
-                    Ok(Err(_)) => return Dropped,
+                if let Err(ended) = write_queued(ws, frame, queue, limits).await {
+                    return ended;
                 }
             }
             () = sleep_until(wake_at), if reading => {
@@ -374,6 +367,68 @@ where
                 }
             }
         }
+    }
+}
+
+/// Handles one request while writing what the connection's queue holds meanwhile: a request
+/// can wait (a `send` waits for its store commit), and the answers and deliveries queued for
+/// this connection in that time go out at once rather than after it. Nothing more is *read*
+/// until the request is handled (backpressure). The request is always handled to the end,
+/// even if a write fails meanwhile (no half-done request); then the failed write ends the
+/// connection.
+async fn handle_while_writing<T, S>(
+    ws: &mut WebSocketStream<T>,
+    connection: &Connection,
+    bytes: &[u8],
+    queue: &mut mpsc::Receiver<Bytes>,
+    shared: &Shared<S>,
+) -> (Result<(), CloseCode>, Result<(), Ended>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Service,
+{
+    let mut handling = Box::pin(handle(connection, bytes, shared));
+    let mut written = Ok(());
+    loop {
+        tokio::select! {
+            biased;
+            handled = &mut handling => return (handled, written),
+            frame = queue.recv(), if written.is_ok() => {
+                written = write_queued(ws, frame, queue, &shared.config.limits).await;
+            }
+        }
+    }
+}
+
+/// Writes `first` and what is already queued behind it (up to [`WRITE_BATCH`] frames), then
+/// flushes once: a burst of answers and deliveries costs one socket write (and few TLS
+/// records), not one per frame. `None` (the queue closed) ends the connection with 1011.
+async fn write_queued<T>(
+    ws: &mut WebSocketStream<T>,
+    first: Option<Bytes>,
+    queue: &mut mpsc::Receiver<Bytes>,
+    limits: &Limits,
+) -> Result<(), Ended>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(first) = first else {
+        return Err(Ended::Close(CloseCode::INTERNAL_ERROR));
+    };
+    let write = async {
+        ws.feed(Message::Binary(first)).await?;
+        for _ in 1..WRITE_BATCH {
+            let Ok(frame) = queue.try_recv() else { break };
+            ws.feed(Message::Binary(frame)).await?;
+        }
+        ws.flush().await
+    };
+    match timeout(limits.write_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(WsError::WriteBufferFull(_))) | Err(_) => {
+            Err(Ended::Close(CloseCode::SLOW_CONSUMER))
+        }
+        Ok(Err(_)) => Err(Ended::Dropped),
     }
 }
 
@@ -412,90 +467,6 @@ impl Ended {
         match self {
             Ended::Close(code) | Ended::ByPeer(code) => *code,
             Ended::Dropped => ABNORMAL,
-        }
-    }
-}
-
-/// Checks one request and passes it to the service; `Err` ends the connection with the code.
-async fn handle<S: Service>(
-    connection: &Connection,
-    bytes: &[u8],
-    shared: &Shared<S>,
-) -> Result<(), CloseCode> {
-    let (request, subject) = match check_request(bytes, &shared.config.limits) {
-        Ok(checked) => checked,
-        Err(Checked::Close(code)) => return Err(code),
-        Err(Checked::Refuse(code, subject)) => {
-            shared.service.request_refused(connection, code);
-            return reply_error(connection, code, subject);
-        }
-    };
-    match shared.service.request(connection, request).await {
-        Ok(()) => Ok(()),
-        Err(Refusal::Error(code)) => reply_error(connection, code, subject),
-        Err(Refusal::Close(code)) => Err(code),
-    }
-}
-
-fn reply_error(
-    connection: &Connection,
-    code: ErrorCode,
-    subject: Subject,
-) -> Result<(), CloseCode> {
-    let frame = ServerFrame::Error(ErrorFrame {
-        code: code.to_u16(),
-        subject,
-    });
-    connection
-        .send(&frame)
-        .map_err(|_| CloseCode::SLOW_CONSUMER)
-}
-
-/// The outcome of checking a request that cannot be passed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Checked {
-    /// End the connection.
-    Close(CloseCode),
-    /// Answer with an `error` frame.
-    Refuse(ErrorCode, Subject),
-}
-
-/// Decodes a request of an authenticated connection and checks it against the limits.
-///
-/// # Errors
-/// [`Checked::Close`] for bytes that are not a client frame (1007) or a second `hello` (1008);
-/// [`Checked::Refuse`] for a request over a limit or with no or duplicate recipients.
-pub(crate) fn check_request(bytes: &[u8], limits: &Limits) -> Result<(Request, Subject), Checked> {
-    let frame = frame::decode::<ClientFrame>(bytes)
-        .map_err(|_| Checked::Close(CloseCode::MALFORMED_FRAME))?;
-    match frame {
-        ClientFrame::Hello(_) => Err(Checked::Close(CloseCode::POLICY_VIOLATION)),
-        ClientFrame::Send(send) => {
-            let subject = Subject::Send(send.id);
-            if send.payload.len() > limits.max_payload {
-                return Err(Checked::Refuse(ErrorCode::PayloadTooLarge, subject));
-            }
-            if send.to.len() > limits.max_recipients {
-                return Err(Checked::Refuse(ErrorCode::TooManyRecipients, subject));
-            }
-            if send.to.is_empty() || !frame::distinct(&send.to) {
-                return Err(Checked::Refuse(ErrorCode::BadRequest, subject));
-            }
-            Ok((Request::Send(send), subject))
-        }
-        ClientFrame::Ack(ack) => {
-            if ack.deliveries.is_empty() {
-                return Err(Checked::Refuse(ErrorCode::BadRequest, Subject::Ack));
-            }
-            Ok((Request::Ack(ack), Subject::Ack))
-        }
-        ClientFrame::UploadPrekeys(upload) => {
-            let subject = Subject::Upload(upload.request);
-            Ok((Request::UploadPrekeys(upload), subject))
-        }
-        ClientFrame::FetchBundle(fetch) => {
-            let subject = Subject::Fetch(fetch.request);
-            Ok((Request::FetchBundle(fetch), subject))
         }
     }
 }

@@ -24,6 +24,7 @@
 
 mod admission;
 mod connection;
+mod request;
 mod service;
 mod upgrade;
 

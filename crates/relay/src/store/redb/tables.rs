@@ -4,6 +4,7 @@
 //! Keys are fixed-width redb tuples, so every range below is a contiguous slice of a B-tree:
 //! one mailbox's messages, one mailbox's prekey pool, everything received before a cutoff.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 
 use ::redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -151,6 +152,11 @@ pub(super) struct Tables<'t> {
     pub(super) pool_ids: Table<'t, ([u8; 32], u32), u64>,
     pub(super) totals: Totals,
     saved: Totals,
+    /// The mailbox records this transaction read or wrote, and whether each was changed:
+    /// read once and written once per transaction however many operations touch them (a
+    /// group commit often holds a send to a mailbox and that mailbox's ack). Written back by
+    /// [`Tables::finish`].
+    records: HashMap<[u8; 32], (MailboxRecord, bool)>,
 }
 
 impl<'t> Tables<'t> {
@@ -183,30 +189,50 @@ impl<'t> Tables<'t> {
             pool_ids: txn.open_table(POOL_IDS).or_storage(what)?,
             totals,
             saved: totals,
+            records: HashMap::new(),
         })
     }
 
-    pub(super) fn mailbox(&self, mailbox: MailboxId) -> Result<Option<MailboxRecord>> {
-        match self
+    pub(super) fn mailbox(&mut self, mailbox: MailboxId) -> Result<Option<MailboxRecord>> {
+        if let Some((record, _)) = self.records.get(&mailbox.0) {
+            return Ok(Some(*record));
+        }
+        let record: Option<MailboxRecord> = match self
             .mailboxes
             .get(mailbox.0)
             .or_storage("reading a mailbox")?
         {
-            Some(guard) => decode("mailbox record", guard.value()).map(Some),
-            None => Ok(None),
+            Some(guard) => Some(decode("mailbox record", guard.value())?),
+            None => None,
+        };
+        if let Some(record) = record {
+            self.records.insert(mailbox.0, (record, false));
         }
+        Ok(record)
     }
 
-    pub(super) fn put_mailbox(&mut self, mailbox: MailboxId, record: &MailboxRecord) -> Result<()> {
-        let bytes = encode("mailbox record", record)?;
-        self.mailboxes
-            .insert(mailbox.0, bytes.as_slice())
-            .or_storage("writing a mailbox")?;
-        Ok(())
+    /// Changes a mailbox record (written back by [`Tables::finish`]).
+    pub(super) fn put_mailbox(&mut self, mailbox: MailboxId, record: &MailboxRecord) {
+        self.records.insert(mailbox.0, (*record, true));
+    }
+
+    /// Writes back the changed mailbox records and the totals: call once, after the last
+    /// operation of the transaction and before its commit.
+    pub(super) fn finish(&mut self) -> Result<()> {
+        for (mailbox, (record, changed)) in &mut self.records {
+            if *changed {
+                let bytes = encode("mailbox record", record)?;
+                self.mailboxes
+                    .insert(*mailbox, bytes.as_slice())
+                    .or_storage("writing a mailbox")?;
+                *changed = false;
+            }
+        }
+        self.save_totals()
     }
 
     /// Writes the totals back if they changed.
-    pub(super) fn save_totals(&mut self) -> Result<()> {
+    fn save_totals(&mut self) -> Result<()> {
         if self.totals == self.saved {
             return Ok(());
         }

@@ -267,7 +267,7 @@ impl Writer {
             answers.push(answer);
         }
         if failure.is_none()
-            && let Err(e) = tables.save_totals()
+            && let Err(e) = tables.finish()
         {
             failure = Some(engine_message(e));
         }
@@ -292,7 +292,7 @@ fn inconsistent(what: &str) -> Error {
 impl Tables<'_> {
     fn register(&mut self, mailbox: MailboxId) -> Result<()> {
         if self.mailbox(mailbox)?.is_none() {
-            self.put_mailbox(mailbox, &Default::default())?;
+            self.put_mailbox(mailbox, &Default::default());
             self.totals.mailboxes += 1;
         }
         Ok(())
@@ -345,7 +345,7 @@ impl Tables<'_> {
             self.message_expiry
                 .insert((at, to.0, delivery), ())
                 .or_storage(what)?;
-            self.put_mailbox(*to, &record)?;
+            self.put_mailbox(*to, &record);
             self.totals.messages += 1;
             self.totals.bytes = self.totals.bytes.saturating_add(size);
             deliveries.push(delivery);
@@ -379,7 +379,7 @@ impl Tables<'_> {
         if removed > 0 {
             record.messages = record.messages.saturating_sub(removed);
             record.bytes = record.bytes.saturating_sub(bytes);
-            self.put_mailbox(mailbox, &record)?;
+            self.put_mailbox(mailbox, &record);
             self.totals.messages = self.totals.messages.saturating_sub(removed);
             self.totals.bytes = self.totals.bytes.saturating_sub(bytes);
         }
@@ -425,7 +425,7 @@ impl Tables<'_> {
                 .ok_or_else(|| inconsistent("a message without its mailbox"))?;
             record.messages = record.messages.saturating_sub(messages);
             record.bytes = record.bytes.saturating_sub(bytes);
-            self.put_mailbox(mailbox, &record)?;
+            self.put_mailbox(mailbox, &record);
         }
         self.totals.messages = self.totals.messages.saturating_sub(expired.messages);
         self.totals.bytes = self.totals.bytes.saturating_sub(expired.bytes);
@@ -503,7 +503,7 @@ impl Tables<'_> {
         }
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         record.pool_len = size;
-        self.put_mailbox(mailbox, &record)?;
+        self.put_mailbox(mailbox, &record);
         if existing.is_none() {
             self.totals.mailboxes += 1;
         }
@@ -544,7 +544,7 @@ impl Tables<'_> {
                     .insert((mailbox.0, id), tables::HANDED_OUT)
                     .or_storage(what)?;
                 record.pool_len = record.pool_len.saturating_sub(1);
-                self.put_mailbox(mailbox, &record)?;
+                self.put_mailbox(mailbox, &record);
                 Some(OneTimePrekey { id, public_key })
             }
             None => None,

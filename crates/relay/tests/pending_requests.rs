@@ -1,6 +1,7 @@
-//! Acknowledgements over real WSS on 127.0.0.1: an `ack` does not hold up the connection's
-//! next request while its commit runs, and at most one ack per connection is in the store at a
-//! time (relay-protocol 3 and 7.2).
+//! What a connection does while one of its requests waits for the store, over real WSS on
+//! 127.0.0.1 (relay-protocol 3): an `ack` does not hold up the connection's next request while
+//! its commit runs, and at most one ack per connection is in the store at a time; a `send`
+//! waiting for its commit does not hold up the deliveries and answers to its connection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -21,19 +22,25 @@ use sealwire_transport::frame::MailboxId;
 use support::*;
 use tokio::sync::{Notify, Semaphore};
 
-/// A memory store whose `ack` waits at a gate the test opens, counting the acks inside.
-struct GatedAcks {
+/// A memory store whose `ack`s, or appends from one sender, wait at a gate the test opens,
+/// counting the operations inside.
+struct Gated {
     inner: MemoryStore,
+    /// Gate acks (else appends from `sender`).
+    acks: bool,
+    sender: std::sync::Mutex<Option<MailboxId>>,
     gate: Semaphore,
     entered: Notify,
     inside: AtomicUsize,
     most_inside: AtomicUsize,
 }
 
-impl GatedAcks {
-    fn new() -> GatedAcks {
-        GatedAcks {
+impl Gated {
+    fn new(acks: bool) -> Gated {
+        Gated {
             inner: MemoryStore::new(Quotas::default()),
+            acks,
+            sender: std::sync::Mutex::new(None),
             gate: Semaphore::new(0),
             entered: Notify::new(),
             inside: AtomicUsize::new(0),
@@ -44,13 +51,25 @@ impl GatedAcks {
     fn open(&self) {
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     }
+
+    /// Waits at the gate, counted.
+    async fn pass(&self) {
+        let inside = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_inside.fetch_max(inside, Ordering::SeqCst);
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
-impl Store for GatedAcks {
+impl Store for Gated {
     async fn register(&self, mailbox: MailboxId) -> Result<()> {
         self.inner.register(mailbox).await
     }
     async fn append(&self, message: NewMessage) -> Result<Appended> {
+        if !self.acks && *self.sender.lock().unwrap() == Some(message.from) {
+            self.pass().await;
+        }
         self.inner.append(message).await
     }
     async fn pending(
@@ -62,13 +81,10 @@ impl Store for GatedAcks {
         self.inner.pending(mailbox, after, limit).await
     }
     async fn ack(&self, mailbox: MailboxId, deliveries: Vec<u64>) -> Result<u64> {
-        let inside = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_inside.fetch_max(inside, Ordering::SeqCst);
-        self.entered.notify_one();
-        self.gate.acquire().await.unwrap().forget();
-        let removed = self.inner.ack(mailbox, deliveries).await;
-        self.inside.fetch_sub(1, Ordering::SeqCst);
-        removed
+        if self.acks {
+            self.pass().await;
+        }
+        self.inner.ack(mailbox, deliveries).await
     }
     async fn expire(&self, cutoff: u64) -> Result<Expired> {
         self.inner.expire(cutoff).await
@@ -102,16 +118,20 @@ fn accepted(event: Event) -> Option<()> {
     matches!(event, Event::Accepted(_)).then_some(())
 }
 
+/// A relay over `store` with the test certificate.
+async fn start_gated(pki: &Pki, dir: &std::path::Path, store: Arc<Gated>) -> RelayServer {
+    let tls = pki.server.server_tls().unwrap();
+    RelayServer::start_with_store(config(dir), Certificate::Fixed(tls), store)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_store() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(GatedAcks::new());
-    let tls = pki.server.server_tls().unwrap();
-    let relay =
-        RelayServer::start_with_store(config(dir.path()), Certificate::Fixed(tls), store.clone())
-            .await
-            .unwrap();
+    let store = Arc::new(Gated::new(true));
+    let relay = start_gated(&pki, dir.path(), store.clone()).await;
     let addr = relay.local_addr();
     let mut alice = client(&pki, addr, identity());
     let mut bob = client(&pki, addr, identity());
@@ -170,5 +190,46 @@ async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_
         wait_for(&mut alice, delivered).await.payload,
         b"answered while the ack commits"
     );
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_send_waiting_for_its_commit_does_not_hold_up_deliveries_to_its_connection() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Gated::new(false));
+    let relay = start_gated(&pki, dir.path(), store.clone()).await;
+    let addr = relay.local_addr();
+    let mut alice = client(&pki, addr, identity());
+    let mut bob = client(&pki, addr, identity());
+    connected(&mut alice).await;
+    connected(&mut bob).await;
+
+    // Bob's send is stuck in the store.
+    *store.sender.lock().unwrap() = Some(bob.mailbox());
+    bob.send(vec![alice.mailbox()], b"stuck".to_vec())
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, store.entered.notified())
+        .await
+        .expect("Bob's send reaches the store");
+    // Alice's messages to Bob reach him meanwhile (his connection keeps writing).
+    for payload in [b"one", b"two"] {
+        alice
+            .send(vec![bob.mailbox()], payload.to_vec())
+            .await
+            .unwrap();
+    }
+    assert_eq!(wait_for(&mut bob, delivered).await.payload, b"one");
+    assert_eq!(wait_for(&mut bob, delivered).await.payload, b"two");
+    assert_eq!(
+        store.inside.load(Ordering::SeqCst),
+        1,
+        "Bob's send still waits"
+    );
+
+    store.open();
+    wait_for(&mut bob, accepted).await;
+    assert_eq!(wait_for(&mut alice, delivered).await.payload, b"stuck");
     relay.shutdown().await;
 }

@@ -17,7 +17,7 @@ use sealwire_relay::store::{
     Appended, Expired, MemoryStore, NewMessage, Quotas, Store, StoreStats, StoredMessage,
     TakenBundle,
 };
-use sealwire_transport::client::Event;
+use sealwire_transport::client::{Client, Event};
 use sealwire_transport::frame::MailboxId;
 use support::*;
 use tokio::sync::{Notify, Semaphore};
@@ -118,25 +118,47 @@ fn accepted(event: Event) -> Option<()> {
     matches!(event, Event::Accepted(_)).then_some(())
 }
 
-/// A relay over `store` with the test certificate.
-async fn start_gated(pki: &Pki, dir: &std::path::Path, store: Arc<Gated>) -> RelayServer {
-    let tls = pki.server.server_tls().unwrap();
-    RelayServer::start_with_store(config(dir), Certificate::Fixed(tls), store)
-        .await
-        .unwrap()
+/// A relay over a [`Gated`] store (gating acks, or else appends) with two connected clients.
+struct Setup {
+    relay: RelayServer,
+    store: Arc<Gated>,
+    alice: Client,
+    bob: Client,
+    _dir: tempfile::TempDir,
 }
 
-#[tokio::test]
-async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_store() {
+async fn setup(gate_acks: bool) -> Setup {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Gated::new(true));
-    let relay = start_gated(&pki, dir.path(), store.clone()).await;
+    let store = Arc::new(Gated::new(gate_acks));
+    let tls = pki.server.server_tls().unwrap();
+    let relay =
+        RelayServer::start_with_store(config(dir.path()), Certificate::Fixed(tls), store.clone())
+            .await
+            .unwrap();
     let addr = relay.local_addr();
     let mut alice = client(&pki, addr, identity());
     let mut bob = client(&pki, addr, identity());
     connected(&mut alice).await;
     connected(&mut bob).await;
+    Setup {
+        relay,
+        store,
+        alice,
+        bob,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_store() {
+    let Setup {
+        relay,
+        store,
+        mut alice,
+        mut bob,
+        _dir,
+    } = setup(true).await;
     for payload in [b"one", b"two"] {
         alice
             .send(vec![bob.mailbox()], payload.to_vec())
@@ -195,15 +217,13 @@ async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_
 
 #[tokio::test]
 async fn a_send_waiting_for_its_commit_does_not_hold_up_deliveries_to_its_connection() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Gated::new(false));
-    let relay = start_gated(&pki, dir.path(), store.clone()).await;
-    let addr = relay.local_addr();
-    let mut alice = client(&pki, addr, identity());
-    let mut bob = client(&pki, addr, identity());
-    connected(&mut alice).await;
-    connected(&mut bob).await;
+    let Setup {
+        relay,
+        store,
+        mut alice,
+        mut bob,
+        _dir,
+    } = setup(false).await;
 
     // Bob's send is stuck in the store.
     *store.sender.lock().unwrap() = Some(bob.mailbox());

@@ -201,35 +201,36 @@ pub async fn run(args: RelayArgs) -> ExitCode {
 /// binary's logging stays in place. [`run`] calls this; call it only when not using [`run`].
 pub fn init_logging(config: &Config) -> bool {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = cap_websocket_logging(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let installed = match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(websocket_cap())
+            .try_init(),
+        LogFormat::Text => builder.finish().with(websocket_cap()).try_init(),
     };
     installed.is_ok()
 }
 
-/// Caps the WebSocket library at `debug` whatever is asked: at `trace` it logs whole frames
-/// (payloads, `hello` with its token), and the relay never logs envelope content. The cap is
-/// the more quiet of `debug` and the most verbose level asked for, so that it never turns on
-/// what the filter left off (at `warn`, the library's `debug` lines stay off).
-fn cap_websocket_logging(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
-    use tracing_subscriber::filter::LevelFilter;
-    let asked = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
-    let cap = asked.min(LevelFilter::DEBUG);
-    let mut filter = filter;
-    for library in ["tungstenite", "tokio_tungstenite"] {
-        if let Ok(directive) = format!("{library}={cap}").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
+/// A second filter, on top of the operator's: the WebSocket library never logs beyond `debug`,
+/// whatever is asked (at `trace` it logs whole frames: payloads, `hello` with its token; the
+/// relay never logs envelope content). An event must pass both filters, so this only ever
+/// takes away: it never turns on what the operator's filter left off.
+fn websocket_cap() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tungstenite", LevelFilter::DEBUG)
+        .with_target("tokio_tungstenite", LevelFilter::DEBUG)
 }
 
 /// Runs a relay with `config` until SIGTERM or SIGINT (Ctrl-C off Unix), then shuts it down
@@ -319,8 +320,9 @@ mod tests {
     /// Whether `filter` lets an event of `target` at `level` through.
     fn logs(filter: &str, target: &str, level: tracing::Level) -> bool {
         use tracing_subscriber::layer::SubscriberExt;
-        let filter = cap_websocket_logging(tracing_subscriber::EnvFilter::new(filter));
-        let subscriber = tracing_subscriber::registry().with(filter);
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(filter))
+            .with(websocket_cap());
         tracing::subscriber::with_default(subscriber, || probe(target, level_index(level)))
     }
 
@@ -368,6 +370,17 @@ mod tests {
         assert!(!logs(
             "tungstenite=trace,info",
             "tungstenite::protocol",
+            Level::TRACE
+        ));
+        // Tracing the relay alone does not turn the library's debug lines on.
+        assert!(!logs(
+            "warn,sealwire_relay=trace",
+            "tungstenite::protocol",
+            Level::DEBUG
+        ));
+        assert!(logs(
+            "warn,sealwire_relay=trace",
+            "sealwire_relay::relay",
             Level::TRACE
         ));
         assert!(logs("info", "sealwire_relay::relay", Level::INFO));

@@ -14,7 +14,7 @@
 //! certificate, made like the relay's `--dev` one) on stdout, then runs until SIGTERM/SIGINT.
 //!
 //! ```sh
-//! bare_forwarder --listen 127.0.0.1:0 --runtime current --read-buffer 4096
+//! bare_forwarder --listen 127.0.0.1:0 --runtime current --read-buffer 2048
 //! ```
 
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
     runtime: String,
     /// WebSocket read buffer per connection, bytes. The default is the transport's
-    /// (`Limits::default().read_buffer_size`, 4 KiB), as the relay uses; tungstenite's own
+    /// (`Limits::default().read_buffer_size`, 2 KiB), as the relay uses; tungstenite's own
     /// default is 128 KiB.
     #[arg(long, default_value_t = Limits::default().read_buffer_size)]
     read_buffer: usize,

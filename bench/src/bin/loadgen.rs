@@ -106,8 +106,9 @@ struct Args {
     /// The bare forwarder's runtime (`current` or `multi`).
     #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
     bare_runtime: String,
-    /// The bare forwarder's WebSocket read buffer, bytes (the transport's default: 4096).
-    #[arg(long, default_value_t = 4096)]
+    /// The bare forwarder's WebSocket read buffer, bytes [default: the transport's, which the
+    /// relay uses].
+    #[arg(long, default_value_t = sealwire_transport::limits::Limits::default().read_buffer_size)]
     bare_read_buffer: usize,
     /// Directory of `sealwire-relay` and `bare_forwarder` [default: next to this program].
     #[arg(long)]

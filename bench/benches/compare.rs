@@ -27,7 +27,7 @@
 //!   a 256-byte plaintext (`sealwire_core::padded_len(256)`): AES-256-GCM encrypt (decrypt) in
 //!   place plus HMAC-SHA256 over ciphertext and GCM tag, with fixed keys; the AES-GCM cipher is
 //!   keyed once, the HMAC per message. The same definition as `floor_seal/256` and
-//!   `floor_open/256` in `crates/core/benches/core.rs`.
+//!   `floor_open/256` in `bench/benches/core.rs` (both use `sealwire_bench::fixtures`).
 //! - `cmp/sealwire_seal`, `cmp/sealwire_open`: one message on an established pairwise
 //!   [`Session`](sealwire_core::Session) in steady state (initial message accepted, a reply and
 //!   a turn exchanged; rotation by count disabled so that no measured message changes epoch).
@@ -91,10 +91,9 @@
 //!   single-message figure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::time::Duration;
-
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use sealwire_bench::fixtures::criterion_config;
 
 // The crate root is this file, so its modules would be looked up next to it, in `benches/`,
 // where cargo would also take them for bench targets of their own: they live in `compare/`.
@@ -114,7 +113,7 @@ pub(crate) const SIZE: usize = 256;
 
 /// The plaintext of every per-message comparison and of the first message of setups.
 pub(crate) fn plaintext() -> Vec<u8> {
-    (0..SIZE).map(|i| (i % 251) as u8).collect()
+    sealwire_bench::fixtures::plaintext(SIZE)
 }
 
 /// All ids in one criterion group, in pairs (ours next to the peer's), so that each pair is
@@ -149,10 +148,7 @@ fn compare(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_millis(2500))
-        .sample_size(40);
+    config = criterion_config();
     targets = compare
 }
 criterion_main!(benches);

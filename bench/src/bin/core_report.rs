@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo bench -p sealwire-bench --features peers --bench compare
-//! cargo bench -p sealwire-core --bench core --bench group
+//! cargo bench -p sealwire-bench --bench core --bench group
 //! cargo run -p sealwire-bench --bin core_report -- --out target/bench/core.md
 //! ```
 //!
@@ -112,9 +112,9 @@ const CMP: &[(&str, &str)] = &[
 /// The batch group-open benchmark (per-iteration time divided by its element throughput).
 const BATCH_ID: &str = "cmp/sealwire_group_open_batch";
 
-/// The core's plaintext sizes (`crates/core/benches/core.rs`).
+/// The core's plaintext sizes (`bench/benches/core.rs`).
 const SIZES: [usize; 4] = [64, 256, 4096, 65535];
-/// The core's group sizes (`crates/core/benches/group.rs`).
+/// The core's group sizes (`bench/benches/group.rs`).
 const GROUP_SIZES: [usize; 3] = [3, 100, 450];
 
 /// Groups of the core's benchmarks whose other ids are listed too when present.
@@ -244,7 +244,7 @@ fn render(results: &Results, statistic: Statistic, source: &Path) -> String {
         out,
         "Criterion {stat} per operation in µs, with its confidence interval, read from \
          `{}`. The `cmp/*` ids come from one run of `bench/benches/compare.rs` (256-byte \
-         plaintext); the others from `crates/core/benches/{{core,group}}.rs`.\n",
+         plaintext); the others from `bench/benches/{{core,group}}.rs`.\n",
         source.display()
     );
     let _ = writeln!(out, "| id | measures | {stat} (µs) | interval (µs) |");

@@ -1,6 +1,6 @@
 //! Criterion benchmarks of sealwire groups, through the public API.
 //!
-//! Run with `cargo bench -p sealwire-core --bench group`. Seeded `ChaCha20Rng`s make runs
+//! Run with `cargo bench -p sealwire-bench --bench group`. Seeded `ChaCha20Rng`s make runs
 //! reproducible; building the groups, handing out sender keys and sealing the envelopes an
 //! `open` benchmark consumes all happen outside the timed region.
 //!
@@ -23,10 +23,12 @@
 //!   applies it.
 //! - `group_first_seal/M`: the first message of an epoch, which draws a sender key and encodes
 //!   the sender-key message for the M - 1 other members.
+//!
+//! The group fixture, the floor's keys and the criterion settings are shared with `core.rs`
+//! and `compare.rs`: `sealwire_bench::fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -34,94 +36,22 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use ed25519_dalek::Signer;
 use hmac::KeyInit;
 use hmac::{Hmac, Mac};
-use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sealwire_core::{
-    Change, Group, GroupConfig, IdentityKeyPair, MAX_COMMIT_CHANGES, MAX_GROUP_MEMBERS, MemberRole,
-    Timestamp, padded_len,
+use sealwire_bench::fixtures::{
+    FLOOR_AES_KEY, FLOOR_MAC_KEY, FLOOR_NONCE, NOW, criterion_config, group_fixture,
+    group_open_routine, seeded, steady_group_config,
 };
+use sealwire_core::{Change, Group, IdentityKeyPair, MAX_GROUP_MEMBERS, MemberRole, padded_len};
 use sha2::Sha256;
 
-const NOW: Timestamp = Timestamp::from_unix_secs(1_780_000_000);
 const SIZE: usize = 256;
 const GROUP_SIZES: [usize; 3] = [3, 100, MAX_GROUP_MEMBERS];
-
-fn seeded(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
-/// Rotation never becomes due inside a benchmark.
-fn steady() -> GroupConfig {
-    let mut config = GroupConfig::default();
-    config.rotate_after_messages = u32::MAX;
-    config.max_forward_jump = u32::MAX / 2;
-    config
-}
-
-/// A group of `members` members: the admin (sender) and a receiver that joined last, and
-/// the receiver holds the admin's sender key.
-struct Fixture {
-    admin_identity: IdentityKeyPair,
-    admin: Group,
-    receiver_identity: IdentityKeyPair,
-    receiver: Group,
-    others: Vec<IdentityKeyPair>,
-}
-
-fn fixture(members: usize, rng: &mut ChaCha20Rng) -> Fixture {
-    let admin_identity = IdentityKeyPair::generate(rng);
-    let receiver_identity = IdentityKeyPair::generate(rng);
-    let others: Vec<IdentityKeyPair> = (0..members - 2)
-        .map(|_| IdentityKeyPair::generate(rng))
-        .collect();
-    let mut admin = Group::create(&admin_identity, steady(), rng, NOW).unwrap();
-    for chunk in others.chunks(MAX_COMMIT_CHANGES) {
-        let changes: Vec<Change> = chunk
-            .iter()
-            .map(|id| Change::Add(id.public().clone(), MemberRole::Member))
-            .collect();
-        admin.commit(&admin_identity, &changes, NOW).unwrap();
-    }
-    let add = [Change::Add(
-        receiver_identity.public().clone(),
-        MemberRole::Member,
-    )];
-    let out = admin.commit(&admin_identity, &add, NOW).unwrap();
-    let receiver = Group::join(
-        receiver_identity.public(),
-        admin_identity.public(),
-        &out.welcome.unwrap(),
-        steady(),
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(admin.members().len(), members);
-    let mut fixture = Fixture {
-        admin_identity,
-        admin,
-        receiver_identity,
-        receiver,
-        others,
-    };
-    let sealed = fixture.admin.seal(b"first", rng, NOW).unwrap();
-    let key = sealed.sender_key.unwrap();
-    fixture
-        .receiver
-        .receive(
-            fixture.admin_identity.public(),
-            key.message.expose_secret(),
-            NOW,
-        )
-        .unwrap();
-    fixture.receiver.open(&sealed.envelope, NOW).unwrap();
-    fixture
-}
 
 fn group_seal(c: &mut Criterion) {
     let mut group = c.benchmark_group("group_seal");
     for members in GROUP_SIZES {
         let mut rng = seeded(21);
-        let mut f = fixture(members, &mut rng);
+        let mut f = group_fixture(members, &mut rng);
         let message = vec![0x42; SIZE];
         group.bench_function(BenchmarkId::from_parameter(members), |b| {
             b.iter(|| f.admin.seal(black_box(&message), &mut rng, NOW).unwrap());
@@ -134,21 +64,11 @@ fn group_open(c: &mut Criterion) {
     let mut group = c.benchmark_group("group_open");
     for members in GROUP_SIZES {
         let mut rng = seeded(22);
-        let mut f = fixture(members, &mut rng);
+        let mut f = group_fixture(members, &mut rng);
         let message = vec![0x42; SIZE];
         let epoch = f.receiver.epoch();
         group.bench_function(BenchmarkId::from_parameter(members), |b| {
-            b.iter_batched(
-                || f.admin.seal(&message, &mut rng, NOW).unwrap().envelope,
-                |envelope| {
-                    f.receiver
-                        .open(black_box(&envelope), NOW)
-                        .unwrap()
-                        .plaintext
-                        .len()
-                },
-                BatchSize::SmallInput,
-            );
+            group_open_routine(b, &mut f, &message, &mut rng);
         });
         assert_eq!(f.receiver.epoch(), epoch);
     }
@@ -162,7 +82,7 @@ fn senders_fixture(senders: usize, rng: &mut ChaCha20Rng) -> (Vec<Group>, Group)
         .map(|_| IdentityKeyPair::generate(rng))
         .collect();
     let (admin_identity, members) = identities.split_first().unwrap();
-    let mut admin = Group::create(admin_identity, steady(), rng, NOW).unwrap();
+    let mut admin = Group::create(admin_identity, steady_group_config(), rng, NOW).unwrap();
     let changes: Vec<Change> = members
         .iter()
         .map(|id| Change::Add(id.public().clone(), MemberRole::Member))
@@ -178,7 +98,7 @@ fn senders_fixture(senders: usize, rng: &mut ChaCha20Rng) -> (Vec<Group>, Group)
             member.public(),
             admin_identity.public(),
             &welcome,
-            steady(),
+            steady_group_config(),
             NOW,
         );
         groups.push(joined.unwrap());
@@ -248,8 +168,8 @@ fn group_verify(c: &mut Criterion) {
 
 fn group_floor(c: &mut Criterion) {
     let mut group = c.benchmark_group("group_floor");
-    let cipher = Aes256Gcm::new(&[0x11; 32].into());
-    let nonce = Nonce::from([0x33; 12]);
+    let cipher = Aes256Gcm::new(&FLOOR_AES_KEY.into());
+    let nonce = Nonce::from(FLOOR_NONCE);
     let signing = ed25519_dalek::SigningKey::from_bytes(&[0x44; 32]);
     let verifying = signing.verifying_key();
     let padded = padded_len(SIZE);
@@ -260,7 +180,7 @@ fn group_floor(c: &mut Criterion) {
             .encrypt_inout_detached(&nonce, &[], buf.as_mut_slice().into())
             .unwrap();
         buf.extend_from_slice(&tag);
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[0x22; 32]).unwrap();
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&FLOOR_MAC_KEY).unwrap();
         mac.update(buf);
         buf.extend_from_slice(&mac.finalize().into_bytes());
         let signature = signing.sign(buf);
@@ -276,7 +196,7 @@ fn group_floor(c: &mut Criterion) {
             let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
             verifying.verify_strict(body, &signature).unwrap();
             let (ct, tag) = body.split_at(body.len() - 32);
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[0x22; 32]).unwrap();
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&FLOOR_MAC_KEY).unwrap();
             mac.update(ct);
             mac.verify_slice(tag).unwrap();
             let (ct, gcm_tag) = ct.split_at(ct.len() - 16);
@@ -300,7 +220,7 @@ fn group_commit(c: &mut Criterion) {
     commit_group.sample_size(20);
     for members in GROUP_SIZES {
         let mut rng = seeded(23);
-        let f = fixture(members, &mut rng);
+        let f = group_fixture(members, &mut rng);
         let bytes = f.admin.to_bytes();
         let add = [Change::Remove(f.others[0].public().clone())];
         commit_group.bench_function(BenchmarkId::from_parameter(members), |b| {
@@ -322,7 +242,7 @@ fn group_commit(c: &mut Criterion) {
     receive_group.sample_size(20);
     for members in GROUP_SIZES {
         let mut rng = seeded(24);
-        let mut f = fixture(members, &mut rng);
+        let mut f = group_fixture(members, &mut rng);
         let bytes = f.receiver.to_bytes();
         let add = [Change::Remove(f.others[0].public().clone())];
         let out = f.admin.commit(&f.admin_identity, &add, NOW).unwrap();
@@ -345,7 +265,7 @@ fn group_commit(c: &mut Criterion) {
     first_group.sample_size(20);
     for members in GROUP_SIZES {
         let mut rng = seeded(25);
-        let mut f = fixture(members, &mut rng);
+        let mut f = group_fixture(members, &mut rng);
         f.admin.commit(&f.admin_identity, &[], NOW).unwrap();
         let bytes = f.admin.to_bytes();
         let message = vec![0x42; SIZE];
@@ -367,10 +287,7 @@ fn group_commit(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_millis(2500))
-        .sample_size(40);
+    config = criterion_config();
     targets = group_floor, group_verify, group_seal, group_open, group_open_batch, group_commit
 }
 criterion_main!(benches);

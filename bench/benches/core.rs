@@ -1,6 +1,6 @@
 //! Criterion benchmarks of `sealwire-core`, through the public API.
 //!
-//! Run with `cargo bench -p sealwire-core --bench core` (add a filter such as `-- seal/` to run
+//! Run with `cargo bench -p sealwire-bench --bench core` (add a filter such as `-- seal/` to run
 //! a subset). Every benchmark uses seeded `ChaCha20Rng`s, so runs are reproducible, and keeps
 //! its setup work (key generation, session establishment, sealing the envelopes an `open`
 //! benchmark consumes, restoring snapshots) outside the timed region.
@@ -26,24 +26,22 @@
 //! - `state/*`: `Session::to_bytes` and `Session::from_bytes` with skipped keys held.
 //! - `primitive/*`: the public-key operations session setup is made of (X25519 with a variable
 //!   and with the fixed base point, Ed25519 strict verification), to account for setup costs.
+//!
+//! The fixtures (established sessions, setup inputs, the floor's seal and open, the criterion
+//! settings) are shared with `group.rs` and `compare.rs`: `sealwire_bench::fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
-use std::time::Duration;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hmac::{Hmac, Mac};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-use sealwire_core::{
-    Account, BundlePolicy, IdentityKeyPair, MAX_PLAINTEXT_LEN, PrekeyBundle, Session,
-    SessionConfig, Timestamp, padded_len,
+use sealwire_bench::fixtures::{
+    FLOOR_AES_KEY, NOW, criterion_config, established, floor_buffer, floor_open_in_place,
+    floor_seal_into, floor_sealed, plaintext, seeded, setup_full_routine, setup_input,
+    steady_config,
 };
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use sealwire_core::{BundlePolicy, MAX_PLAINTEXT_LEN, PrekeyBundle, Session, SessionConfig};
 
 /// Plaintext sizes of the per-message benchmarks: 64 B, 256 B, 4 KiB, and the largest plaintext
 /// (64 KiB - 1, which pads to exactly 64 KiB).
@@ -54,56 +52,6 @@ const FLOOR_SIZE: usize = 256;
 
 /// Skipped keys held by the session in the `state/*` benchmarks.
 const SKIPPED_KEYS: usize = 32;
-
-/// A fixed time: rotation by age never triggers inside a benchmark.
-const NOW: Timestamp = Timestamp::from_unix_secs(1_780_000_000);
-
-fn seeded(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
-fn plaintext(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
-}
-
-/// A configuration that never rotates by message count, so every measured message of the
-/// steady-state benchmarks stays in the same epoch.
-fn steady_config() -> SessionConfig {
-    let mut config = SessionConfig::default();
-    config.rotate_after_messages = u32::MAX - 1;
-    config
-}
-
-/// A fresh responder account with one one-time prekey, and its (not yet verified) bundle.
-fn responder(rng: &mut ChaCha20Rng) -> (Account, PrekeyBundle) {
-    let mut account = Account::new(IdentityKeyPair::generate(rng), rng, NOW);
-    let opk = account.generate_one_time_prekeys(1, rng).unwrap()[0].id;
-    let bundle = account.bundle(Some(opk)).unwrap();
-    (account, bundle)
-}
-
-/// Alice (initiator) and Bob (responder) with an established session, in steady state:
-/// Alice's initial message was accepted, Bob replied, Alice opened the reply and answered in a
-/// new epoch (a turn), and Bob opened that. From here on Alice's seals stay in her current
-/// epoch (with `config`'s rotation disabled) and Bob opens them in order.
-fn established(config: &SessionConfig, rng: &mut ChaCha20Rng) -> (Session, Session) {
-    let (mut account, bundle) = responder(rng);
-    let mut account_config = account.config().clone();
-    account_config.session = config.clone();
-    account.set_config(account_config).unwrap();
-    let verified = bundle.verify(&BundlePolicy::default(), NOW).unwrap();
-    let alice_identity = IdentityKeyPair::generate(rng);
-    let mut alice =
-        Session::initiate(&alice_identity, &verified, config.clone(), rng, NOW).unwrap();
-    let first = alice.seal(b"hello", rng, NOW).unwrap();
-    let mut bob = account.accept(&first, NOW).unwrap().session;
-    let reply = bob.seal(b"hi", rng, NOW).unwrap();
-    alice.open(&reply, NOW).unwrap();
-    let turn = alice.seal(b"turn", rng, NOW).unwrap();
-    bob.open(&turn, NOW).unwrap();
-    assert!(alice.is_established() && bob.is_established());
-    (alice, bob)
-}
 
 fn seal(c: &mut Criterion) {
     let mut group = c.benchmark_group("seal");
@@ -163,55 +111,13 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-/// Fixed keys for the floor benchmarks.
-const FLOOR_AES_KEY: [u8; 32] = [0x11; 32];
-const FLOOR_MAC_KEY: [u8; 32] = [0x22; 32];
-const FLOOR_NONCE: [u8; 12] = [0x33; 12];
-/// GCM tag length.
-const TAG_LEN: usize = 16;
-
-/// The floor's seal: AES-256-GCM of the padded plaintext in place (no associated data), then
-/// HMAC-SHA256 over ciphertext and GCM tag. Returns the HMAC tag.
-fn floor_seal_into(cipher: &Aes256Gcm, buf: &mut [u8]) -> [u8; 32] {
-    let (body, tag_out) = buf.split_at_mut(buf.len() - TAG_LEN);
-    let tag = cipher
-        .encrypt_inout_detached(&Nonce::from(FLOOR_NONCE), b"", body.into())
-        .unwrap();
-    tag_out.copy_from_slice(&tag);
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&FLOOR_MAC_KEY).unwrap();
-    mac.update(buf);
-    mac.finalize().into_bytes().into()
-}
-
-/// The floor's open: verify the HMAC tag over `sealed` (ciphertext and GCM tag, constant time),
-/// then verify and decrypt the ciphertext in place.
-fn floor_open_in_place(cipher: &Aes256Gcm, sealed: &mut [u8], mac_tag: &[u8; 32]) {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&FLOOR_MAC_KEY).unwrap();
-    mac.update(sealed);
-    mac.verify_slice(mac_tag).unwrap();
-    let (body, tag) = sealed.split_at_mut(sealed.len() - TAG_LEN);
-    let tag = Tag::try_from(&*tag).unwrap();
-    cipher
-        .decrypt_inout_detached(&Nonce::from(FLOOR_NONCE), b"", body.into(), &tag)
-        .unwrap();
-}
-
-/// A sealed buffer of the padded length of a `size`-byte plaintext, with its HMAC tag.
-fn floor_sealed(cipher: &Aes256Gcm, size: usize) -> (Vec<u8>, [u8; 32]) {
-    let mut sealed = plaintext(size);
-    sealed.resize(padded_len(size) + TAG_LEN, 0);
-    let mac_tag = floor_seal_into(cipher, &mut sealed);
-    (sealed, mac_tag)
-}
-
 fn floor(c: &mut Criterion) {
     // The cipher is keyed once: the floor is the cost of the primitives on the message itself.
     let cipher = Aes256Gcm::new(&FLOOR_AES_KEY.into());
 
     let mut group = c.benchmark_group("floor_seal");
     for size in SIZES {
-        let mut buf = plaintext(size);
-        buf.resize(padded_len(size) + TAG_LEN, 0);
+        let mut buf = floor_buffer(size);
         group.throughput(Throughput::Bytes(size as u64));
         // Encrypting the previous iteration's ciphertext in place costs the same as encrypting
         // the plaintext: AES-GCM's cost does not depend on the data.
@@ -250,8 +156,7 @@ fn floor(c: &mut Criterion) {
     // The same, with the per-message key setup (AES key schedule, GHASH key) that a protocol
     // with a fresh key per message cannot avoid. Keys are still fixed bytes (not derived).
     let mut group = c.benchmark_group("floor_keyed");
-    let mut buf = plaintext(FLOOR_SIZE);
-    buf.resize(padded_len(FLOOR_SIZE) + TAG_LEN, 0);
+    let mut buf = floor_buffer(FLOOR_SIZE);
     group.bench_function(BenchmarkId::new("seal", FLOOR_SIZE), |b| {
         b.iter(|| {
             let cipher = Aes256Gcm::new(&black_box(FLOOR_AES_KEY).into());
@@ -273,22 +178,6 @@ fn floor(c: &mut Criterion) {
     group.finish();
 }
 
-/// Inputs of one session setup: Bob's fresh account and bundle, and Alice's identity.
-struct SetupInput {
-    account: Account,
-    bundle: PrekeyBundle,
-    alice: IdentityKeyPair,
-}
-
-fn setup_input(rng: &mut ChaCha20Rng) -> SetupInput {
-    let (account, bundle) = responder(rng);
-    SetupInput {
-        account,
-        bundle,
-        alice: IdentityKeyPair::generate(rng),
-    }
-}
-
 fn setup(c: &mut Criterion) {
     let mut group = c.benchmark_group("setup");
     let message = plaintext(FLOOR_SIZE);
@@ -301,30 +190,7 @@ fn setup(c: &mut Criterion) {
     let mut setup_rng = seeded(3);
     let mut run_rng = seeded(4);
     group.bench_function("full", |b| {
-        b.iter_batched(
-            || setup_input(&mut setup_rng),
-            |input| {
-                let SetupInput {
-                    mut account,
-                    bundle,
-                    alice: alice_identity,
-                } = input;
-                let verified = bundle.verify(&policy, NOW).unwrap();
-                let mut alice = Session::initiate(
-                    &alice_identity,
-                    &verified,
-                    config.clone(),
-                    &mut run_rng,
-                    NOW,
-                )
-                .unwrap();
-                let first = alice.seal(&message, &mut run_rng, NOW).unwrap();
-                let accepted = account.accept(&first, NOW).unwrap();
-                assert_eq!(accepted.plaintext.len(), message.len());
-                (alice, accepted, account, alice_identity)
-            },
-            BatchSize::PerIteration,
-        );
+        setup_full_routine(b, &message, &mut setup_rng, &mut run_rng);
     });
 
     // The pieces.
@@ -505,10 +371,7 @@ fn primitive(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_millis(2500))
-        .sample_size(40);
+    config = criterion_config();
     targets = floor, seal, open, setup, epoch, state, primitive
 }
 criterion_main!(benches);

@@ -26,6 +26,24 @@ use crate::ratelimit::{AddressBuckets, ConnectionBuckets, RateLimits};
 use crate::registry::{CatchUp, Registry, Route};
 use crate::store::{Appended, NewMessage, Store};
 
+/// Most delivery ids one connection's acks may queue while its previous acks commit; a
+/// further ack waits for that commit.
+const MAX_QUEUED_ACKS: usize = 4096;
+
+/// One connection's acknowledgements on their way to the store: at most one store operation
+/// at a time; acks arriving meanwhile are merged and go in the next one.
+#[derive(Default)]
+struct AckQueue {
+    /// The task committing this connection's acks, while there is one.
+    task: Option<JoinHandle<()>>,
+    /// Whether that task is still taking ids from `queued`.
+    committing: bool,
+    /// Ids waiting for the next store operation.
+    queued: Vec<u64>,
+    /// The connection ended: the task removes the entry when it is done.
+    ended: bool,
+}
+
 /// How many stored messages the catch-up task reads from the store at a time.
 const CATCH_UP_BATCH: usize = 64;
 
@@ -82,8 +100,8 @@ struct Inner<S> {
     fetch_buckets: Mutex<AddressBuckets>,
     /// Sampled log lines for limit hits.
     limit_log: LimitLog,
-    /// By connection id: the task committing that connection's last `ack` (see [`Inner::ack`]).
-    acks: Mutex<HashMap<u64, JoinHandle<()>>>,
+    /// By connection id: that connection's acks being committed (see [`Inner::ack`]).
+    acks: Mutex<HashMap<u64, AckQueue>>,
 }
 
 impl<S: Store> Relay<S> {
@@ -246,29 +264,51 @@ impl<S: Store> Inner<S> {
         Ok(())
     }
 
-    /// Applies an `ack` without holding up the connection: the request is done once the
-    /// store has it queued, and its commit runs in a task of its own. Acknowledgements are not
-    /// promised durable (an ack lost in a crash means a redelivery, relay-protocol 7.2), so the
-    /// connection's next request need not wait for an fsync. At most one ack per connection
-    /// is in the store at a time: a second waits for the first, which keeps a flood of acks
-    /// bounded by the commit rate like every other request.
+    /// Applies an `ack` without holding up the connection: the request is done once its ids
+    /// are queued for the store, and the commit runs in a task of its own. Acknowledgements are
+    /// not promised durable (an ack lost in a crash means a redelivery, relay-protocol 7.2), so
+    /// the connection's next request need not wait for an fsync. One connection has at most one
+    /// ack operation in the store at a time: acks arriving meanwhile are merged into the next
+    /// one (a recipient that acks each message as it arrives costs one store operation per
+    /// commit, not one per message), up to [`MAX_QUEUED_ACKS`] ids; beyond that an ack waits
+    /// for the commit, which bounds a flood of acks by the commit rate like other requests.
     async fn ack(self: &Arc<Self>, connection: &Connection, ack: Ack) -> Result<(), Refusal> {
-        let previous = self
-            .acks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&connection.id());
-        if let Some(previous) = previous {
-            // The task never panics; a cancelled one (runtime shutdown) is done too.
-            let _ = previous.await;
+        let mut deliveries = ack.deliveries;
+        loop {
+            let running = {
+                let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+                let queue = acks.entry(connection.id()).or_default();
+                if !queue.committing {
+                    queue.committing = true;
+                    let inner = self.clone();
+                    let owner = connection.clone();
+                    queue.task = Some(tokio::spawn(async move {
+                        inner.commit_acks(owner, deliveries).await;
+                    }));
+                    return Ok(());
+                }
+                if queue.queued.len() + deliveries.len() <= MAX_QUEUED_ACKS {
+                    queue.queued.append(&mut deliveries);
+                    return Ok(());
+                }
+                queue.task.take()
+            };
+            // Full: wait until everything queued so far is committed, then start again.
+            if let Some(running) = running {
+                // The task never panics; a cancelled one (runtime shutdown) is done too.
+                let _ = running.await;
+            }
         }
-        let inner = self.clone();
-        let owner = connection.clone();
-        let commit = tokio::spawn(async move {
-            match inner.store.ack(owner.mailbox(), ack.deliveries).await {
-                Ok(removed) => inner.metrics.messages_acked(removed),
+    }
+
+    /// The ack task of a connection: commits `deliveries`, then whatever was queued meanwhile,
+    /// until nothing is.
+    async fn commit_acks(&self, owner: Connection, mut deliveries: Vec<u64>) {
+        loop {
+            match self.store.ack(owner.mailbox(), deliveries).await {
+                Ok(removed) => self.metrics.messages_acked(removed),
                 Err(error) => {
-                    if let Refusal::Error(code) = inner.refuse(&error) {
+                    if let Refusal::Error(code) = self.refuse(&error) {
                         let _ = owner.send(&ServerFrame::Error(ErrorFrame {
                             code: code.to_u16(),
                             subject: Subject::Ack,
@@ -276,12 +316,19 @@ impl<S: Store> Inner<S> {
                     }
                 }
             }
-        });
-        self.acks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(connection.id(), commit);
-        Ok(())
+            let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(queue) = acks.get_mut(&owner.id()) else {
+                return;
+            };
+            if queue.queued.is_empty() {
+                queue.committing = false;
+                if queue.ended {
+                    acks.remove(&owner.id());
+                }
+                return;
+            }
+            deliveries = std::mem::take(&mut queue.queued);
+        }
     }
 
     async fn upload(&self, connection: &Connection, upload: PrekeyUpload) -> Result<(), Refusal> {
@@ -468,12 +515,16 @@ impl<S: Store> Service for Relay<S> {
     async fn disconnected(&self, connection: &Connection, code: CloseCode) {
         let inner = &self.inner;
         inner.registry.detach(connection);
-        // A commit in progress finishes on its own.
-        inner
-            .acks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&connection.id());
+        // Acks being committed finish on their own (their task then forgets the connection).
+        {
+            let mut acks = inner.acks.lock().unwrap_or_else(PoisonError::into_inner);
+            match acks.get_mut(&connection.id()) {
+                Some(queue) if queue.committing => queue.ended = true,
+                _ => {
+                    acks.remove(&connection.id());
+                }
+            }
+        }
         let opened = inner
             .buckets
             .lock()

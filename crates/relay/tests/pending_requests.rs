@@ -1,6 +1,7 @@
 //! What a connection does while one of its requests waits for the store, over real WSS on
 //! 127.0.0.1 (relay-protocol 3): an `ack` does not hold up the connection's next request while
-//! its commit runs, and at most one ack per connection is in the store at a time; a `send`
+//! its commit runs, one ack operation per connection is in the store at a time and acks
+//! arriving meanwhile merge into the next (up to a bound, beyond which they wait); a `send`
 //! waiting for its commit does not hold up the deliveries and answers to its connection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -33,6 +34,8 @@ struct Gated {
     entered: Notify,
     inside: AtomicUsize,
     most_inside: AtomicUsize,
+    /// The ids of every ack call, in order.
+    calls: std::sync::Mutex<Vec<Vec<u64>>>,
 }
 
 impl Gated {
@@ -45,6 +48,7 @@ impl Gated {
             entered: Notify::new(),
             inside: AtomicUsize::new(0),
             most_inside: AtomicUsize::new(0),
+            calls: std::sync::Mutex::default(),
         }
     }
 
@@ -82,6 +86,7 @@ impl Store for Gated {
     }
     async fn ack(&self, mailbox: MailboxId, deliveries: Vec<u64>) -> Result<u64> {
         if self.acks {
+            self.calls.lock().unwrap().push(deliveries.clone());
             self.pass().await;
         }
         self.inner.ack(mailbox, deliveries).await
@@ -151,7 +156,7 @@ async fn setup(gate_acks: bool) -> Setup {
 }
 
 #[tokio::test]
-async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_store() {
+async fn acks_do_not_hold_up_the_next_request_and_merge_while_one_commits() {
     let Setup {
         relay,
         store,
@@ -159,58 +164,68 @@ async fn an_ack_does_not_hold_up_the_next_request_and_one_at_a_time_reaches_the_
         mut bob,
         _dir,
     } = setup(true).await;
-    for payload in [b"one", b"two"] {
+    for payload in [b"one", b"two", b"six"] {
         alice
             .send(vec![bob.mailbox()], payload.to_vec())
             .await
             .unwrap();
     }
-    let first = wait_for(&mut bob, delivered).await.delivery;
-    let second = wait_for(&mut bob, delivered).await.delivery;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(wait_for(&mut bob, delivered).await.delivery);
+    }
 
     // Bob's first ack is stuck in the store; his next request is handled all the same.
-    bob.ack(vec![first]).await.unwrap();
+    bob.ack(vec![ids[0]]).await.unwrap();
     tokio::time::timeout(WAIT, store.entered.notified())
         .await
         .expect("the ack reaches the store");
-    bob.send(
-        vec![alice.mailbox()],
-        b"answered while the ack commits".to_vec(),
-    )
-    .await
-    .unwrap();
+    bob.send(vec![alice.mailbox()], b"while the ack commits".to_vec())
+        .await
+        .unwrap();
     wait_for(&mut bob, accepted).await;
 
-    // A second ack waits for the first: the connection reads nothing more meanwhile.
-    bob.ack(vec![second]).await.unwrap();
-    bob.send(vec![alice.mailbox()], b"after the second ack".to_vec())
+    // Two more acks are queued, not held: the next request is answered too.
+    bob.ack(vec![ids[1]]).await.unwrap();
+    bob.ack(vec![ids[2]]).await.unwrap();
+    bob.send(vec![alice.mailbox()], b"after the queued acks".to_vec())
+        .await
+        .unwrap();
+    wait_for(&mut bob, accepted).await;
+
+    // Beyond the queue's bound an ack waits for the commit: nothing more is read meanwhile.
+    bob.ack((1_000_000..1_005_000).collect()).await.unwrap();
+    bob.send(vec![alice.mailbox()], b"after the flood".to_vec())
         .await
         .unwrap();
     let early = tokio::time::timeout(Duration::from_millis(300), wait_for(&mut bob, accepted));
-    assert!(early.await.is_err(), "the send overtook a waiting ack");
+    assert!(
+        early.await.is_err(),
+        "the send overtook an ack over the bound"
+    );
     assert_eq!(store.most_inside.load(Ordering::SeqCst), 1);
 
     store.open();
     wait_for(&mut bob, accepted).await;
+    // One ack operation at a time, and the two queued acks went in one.
     assert_eq!(store.most_inside.load(Ordering::SeqCst), 1);
-    // Both acks are applied (the second one's commit may still be running: poll, bounded).
-    let mut left = usize::MAX;
+    let mut calls = Vec::new();
     for _ in 0..100 {
-        left = store
-            .inner
-            .pending(bob.mailbox(), 0, 10)
-            .await
-            .unwrap()
-            .len();
-        if left == 0 {
+        calls = store.calls.lock().unwrap().clone();
+        if calls.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(left, 0, "both acknowledged messages are removed");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0], vec![ids[0]]);
+    assert_eq!(calls[1], vec![ids[1], ids[2]]);
+    assert_eq!(calls[2].len(), 5_000);
+    let left = store.inner.pending(bob.mailbox(), 0, 10).await.unwrap();
+    assert!(left.is_empty(), "every acknowledged message is removed");
     assert_eq!(
         wait_for(&mut alice, delivered).await.payload,
-        b"answered while the ack commits"
+        b"while the ack commits"
     );
     relay.shutdown().await;
 }

@@ -295,8 +295,17 @@ impl<S: Store> Inner<S> {
             };
             // Full: wait until everything queued so far is committed, then start again.
             if let Some(running) = running {
-                // The task never panics; a cancelled one (runtime shutdown) is done too.
                 let _ = running.await;
+            }
+            // The task is over. Had it ended without saying so (a panicking store, a cancelled
+            // task), this loop would spin: the next task takes over what is still queued.
+            if let Some(queue) = self
+                .acks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(&connection.id())
+            {
+                queue.committing = false;
             }
         }
     }
